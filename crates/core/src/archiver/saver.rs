@@ -1,0 +1,232 @@
+//! The blob saver: dedup, compress, seal, pack and upload, shared by all
+//! workers of one backup.
+//!
+//! Workers call [`Saver::save`] in parallel: the dedup check and the sealing
+//! run on the calling thread; the sealed blob goes into one of two open packs
+//! per blob class, chosen at random (so pack contents do not mirror file
+//! order); full packs go through a bounded queue to uploader threads, which
+//! store them create-only and, every few packs, write an index object for what
+//! is durably stored. Nothing is committed here: the snapshot, written by the
+//! archiver after [`Saver::finish`], is the commit.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use rand::Rng;
+use vault_store::{FileType, Handle, StoreErrorKind};
+
+use crate::blob::{seal_blob, BlobType};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, PackId};
+use crate::index::IndexFile;
+use crate::pack::{PackEntry, PackWriter};
+use crate::progress::Progress;
+use crate::repository::Repository;
+
+/// Packs written between two index objects (bounds what an interrupted backup
+/// leaves unindexed).
+const PACKS_PER_INDEX: usize = 16;
+/// Open packs per blob class.
+const OPEN_PACKS: usize = 2;
+
+type Finished = (PackId, Bytes, Vec<PackEntry>);
+
+/// Counters of new data.
+#[derive(Default, Debug)]
+pub(crate) struct SaverStats {
+    pub bytes_added: AtomicU64,
+    pub bytes_stored: AtomicU64,
+    pub blobs_added: AtomicU64,
+}
+
+pub(crate) struct Saver<'r> {
+    repo: &'r Repository,
+    progress: &'r dyn Progress,
+    in_flight: Mutex<HashSet<BlobId>>,
+    packers: [Mutex<Vec<PackWriter>>; 2],
+    tx: Mutex<Option<Sender<Finished>>>,
+    uploaded: Mutex<Vec<(PackId, Vec<PackEntry>)>>,
+    failure: Mutex<Option<Error>>,
+    failed: AtomicBool,
+    pub stats: SaverStats,
+}
+
+impl<'r> Saver<'r> {
+    /// A saver and the receiving end its uploader threads drain.
+    pub fn new(repo: &'r Repository, progress: &'r dyn Progress, queue: usize) -> (Self, Receiver<Finished>) {
+        let (tx, rx) = bounded(queue);
+        let packers = [Mutex::new(Vec::new()), Mutex::new(Vec::new())];
+        let saver = Saver {
+            repo,
+            progress,
+            in_flight: Mutex::new(HashSet::new()),
+            packers,
+            tx: Mutex::new(Some(tx)),
+            uploaded: Mutex::new(Vec::new()),
+            failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
+            stats: SaverStats::default(),
+        };
+        (saver, rx)
+    }
+
+    /// The repository's working keys.
+    pub fn repo_keys(&self) -> &crate::crypto::Keys {
+        self.repo.keys()
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        if self.failed.load(Ordering::Relaxed) {
+            let msg = lock(&self.failure)
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "upload failed".into());
+            return Err(Error::Invalid(format!("backup aborted: {msg}")));
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: Error) {
+        let mut f = lock(&self.failure);
+        if f.is_none() {
+            *f = Some(e);
+        }
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// Claims `id` for this backup: false when it is already stored or being stored.
+    fn claim(&self, id: &BlobId) -> Result<bool> {
+        if lock(&self.in_flight).contains(id) {
+            return Ok(false);
+        }
+        if self.repo.index().contains(id)? {
+            return Ok(false);
+        }
+        Ok(lock(&self.in_flight).insert(*id))
+    }
+
+    /// Stores `data` as a blob of `kind` unless it is already stored; returns its id.
+    pub fn save(&self, kind: BlobType, data: &[u8]) -> Result<BlobId> {
+        let id = self.repo.keys().blob_id(data);
+        self.save_with_id(kind, id, data)?;
+        Ok(id)
+    }
+
+    /// As [`Saver::save`] with the id already computed.
+    pub fn save_with_id(&self, kind: BlobType, id: BlobId, data: &[u8]) -> Result<bool> {
+        self.check_failed()?;
+        if !self.claim(&id)? {
+            return Ok(false);
+        }
+        let sealed = seal_blob(self.repo.keys(), kind, &id, data, self.repo.config().compression);
+        self.stats.bytes_added.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.stats.bytes_stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        self.stats.blobs_added.fetch_add(1, Ordering::Relaxed);
+        self.progress.added(data.len() as u64, sealed.len() as u64);
+        let target = self.repo.config().pack_size as usize;
+        let full = {
+            let mut slot = lock(&self.packers[usize::from(kind != BlobType::Data)]);
+            if slot.len() < OPEN_PACKS {
+                slot.push(PackWriter::with_capacity(target + target / 8));
+            }
+            let i = rand::thread_rng().gen_range(0..slot.len());
+            slot[i].add(kind, id, &sealed, data.len() as u32);
+            if slot[i].size() >= target {
+                Some(slot.swap_remove(i))
+            } else {
+                None
+            }
+        };
+        if let Some(w) = full {
+            self.send(w)?;
+        }
+        Ok(true)
+    }
+
+    fn send(&self, w: PackWriter) -> Result<()> {
+        let finished = w.finish(self.repo.keys())?;
+        let tx = lock(&self.tx).clone();
+        match tx {
+            Some(tx) if tx.send(finished).is_ok() => Ok(()),
+            _ => {
+                self.check_failed()?;
+                Err(Error::Invalid("backup aborted: the upload queue is closed".into()))
+            }
+        }
+    }
+
+    /// Uploader thread body: stores packs until the queue closes.
+    pub fn upload_loop(&self, rx: Receiver<Finished>) {
+        for (id, bytes, entries) in rx {
+            if self.failed.load(Ordering::Relaxed) {
+                continue; // drain so producers never block
+            }
+            let res = Handle::new(FileType::Pack, id.to_hex())
+                .map_err(Error::from)
+                .and_then(|h| match self.repo.backend().create(&h, bytes) {
+                    Err(e) if e.kind() != StoreErrorKind::AlreadyExists => Err(e.into()),
+                    _ => Ok(()),
+                });
+            match res {
+                Ok(()) => {
+                    let batch = {
+                        let mut up = lock(&self.uploaded);
+                        up.push((id, entries));
+                        (up.len() >= PACKS_PER_INDEX).then(|| std::mem::take(&mut *up))
+                    };
+                    if let Some(batch) = batch {
+                        if let Err(e) = self.write_index(batch) {
+                            self.fail(e);
+                        }
+                    }
+                }
+                Err(e) => self.fail(e),
+            }
+        }
+    }
+
+    fn write_index(&self, packs: Vec<(PackId, Vec<PackEntry>)>) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        self.repo.save_index(&IndexFile {
+            packs,
+            supersedes: Vec::new(),
+        })?;
+        Ok(())
+    }
+
+    /// Flushes open packs and closes the queue (uploaders then finish).
+    pub fn flush(&self) -> Result<()> {
+        for slot in &self.packers {
+            let writers = std::mem::take(&mut *lock(slot));
+            for w in writers.into_iter().filter(|w| !w.is_empty()) {
+                self.send(w)?;
+            }
+        }
+        lock(&self.tx).take();
+        Ok(())
+    }
+
+    /// After the uploaders have stopped: indexes the last packs, reports the
+    /// first failure.
+    pub fn finish(&self) -> Result<()> {
+        if let Some(e) = lock(&self.failure).take() {
+            return Err(e);
+        }
+        let rest = std::mem::take(&mut *lock(&self.uploaded));
+        self.write_index(rest)
+    }
+
+    /// Closes the queue without flushing (on error paths).
+    pub fn abort(&self) {
+        lock(&self.tx).take();
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

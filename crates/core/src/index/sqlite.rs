@@ -1,0 +1,279 @@
+//! The local index cache: a SQLite database rebuilt from index objects.
+//!
+//! It records which index objects it has ingested; when the repository holds
+//! new ones it ingests them, and when one it ingested is gone (prune replaced
+//! it) it starts over. A schema-version row guards the layout: on a mismatch,
+//! or if the file cannot be opened, the cache is deleted and rebuilt. Nothing
+//! in it is authoritative, so deleting it is always safe.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{IndexFile, Location};
+use crate::blob::BlobType;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, IndexId, PackId};
+
+const SCHEMA_VERSION: &str = "1";
+
+/// The SQLite-backed blob index. Safe to share between threads.
+pub struct SqliteIndex {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqliteIndex({})", self.path.display())
+    }
+}
+
+fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| Error::cache(path, e)
+}
+
+impl SqliteIndex {
+    /// Opens (or creates) the cache at `path`; `None` keeps it in memory.
+    pub fn open(path: Option<&Path>) -> Result<SqliteIndex> {
+        let Some(path) = path else {
+            let conn = Connection::open_in_memory().map_err(db_err(Path::new(":memory:")))?;
+            return Self::prepare(conn, PathBuf::from(":memory:"));
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::cache(path, format!("cannot create the cache directory {}: {e} (set --cache-dir or VAULT_CACHE_DIR to a writable directory)", dir.display()))
+            })?;
+        }
+        match Self::open_file(path) {
+            Ok(index) => Ok(index),
+            Err(_) => {
+                // A damaged or foreign cache is rebuilt from the repository.
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.as_os_str().to_owned();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(PathBuf::from(p));
+                }
+                Self::open_file(path)
+            }
+        }
+    }
+
+    fn open_file(path: &Path) -> Result<SqliteIndex> {
+        let conn = Connection::open(path).map_err(db_err(path))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(db_err(path))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err(path))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err(path))?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+            .optional()
+            .unwrap_or(None);
+        if version.as_deref().is_some_and(|v| v != SCHEMA_VERSION) {
+            return Err(Error::cache(path, "schema version mismatch"));
+        }
+        Self::prepare(conn, path.to_owned())
+    }
+
+    fn prepare(conn: Connection, path: PathBuf) -> Result<SqliteIndex> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS packs(pid INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE);
+             CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, kind INTEGER NOT NULL, pid INTEGER NOT NULL,
+                 offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS ingested(id BLOB PRIMARY KEY) WITHOUT ROWID;
+             INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');",
+        )
+        .map_err(db_err(&path))?;
+        Ok(SqliteIndex {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Brings the cache in line with the repository's index objects: `present`
+    /// is the list of index ids in the repository, `load` fetches and opens one.
+    /// Returns how many index objects were read.
+    pub fn sync(&self, present: &[IndexId], load: impl Fn(&IndexId) -> Result<IndexFile> + Sync) -> Result<usize> {
+        let known = self.ingested()?;
+        let present_set: HashSet<IndexId> = present.iter().copied().collect();
+        let stale = known.iter().any(|id| !present_set.contains(id));
+        if stale {
+            self.clear()?;
+        }
+        let known = if stale { HashSet::new() } else { known };
+        let missing: Vec<IndexId> = present.iter().filter(|id| !known.contains(id)).copied().collect();
+        for group in missing.chunks(32) {
+            use rayon::prelude::*;
+            let files: Vec<(IndexId, IndexFile)> = group
+                .par_iter()
+                .map(|id| load(id).map(|f| (*id, f)))
+                .collect::<Result<_>>()?;
+            for (id, file) in &files {
+                self.ingest(id, file)?;
+            }
+        }
+        Ok(missing.len())
+    }
+
+    /// Index objects already ingested.
+    pub fn ingested(&self) -> Result<HashSet<IndexId>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT id FROM ingested").map_err(db_err(&self.path))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(db_err(&self.path))?;
+        let mut out = HashSet::new();
+        for r in rows {
+            let b = r.map_err(db_err(&self.path))?;
+            if let Some(id) = IndexId::from_slice(&b) {
+                out.insert(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) -> Result<()> {
+        self.lock()
+            .execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM ingested;")
+            .map_err(db_err(&self.path))
+    }
+
+    /// Adds the entries of one index object and records it as ingested.
+    pub fn ingest(&self, id: &IndexId, file: &IndexFile) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db_err(&self.path))?;
+        {
+            let mut pack_stmt = tx
+                .prepare_cached("INSERT INTO packs(id) VALUES (?1) ON CONFLICT(id) DO UPDATE SET id = id RETURNING pid")
+                .map_err(db_err(&self.path))?;
+            let mut blob_stmt = tx
+                .prepare_cached("INSERT OR IGNORE INTO blobs(id, kind, pid, offset, length, raw_length) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(db_err(&self.path))?;
+            for (pack, entries) in &file.packs {
+                let pid: i64 = pack_stmt
+                    .query_row(params![&pack.0[..]], |r| r.get(0))
+                    .map_err(db_err(&self.path))?;
+                for e in entries {
+                    blob_stmt
+                        .execute(params![&e.id.0[..], e.kind.to_u8(), pid, e.offset, e.length, e.raw_length])
+                        .map_err(db_err(&self.path))?;
+                }
+            }
+            tx.execute("INSERT OR IGNORE INTO ingested(id) VALUES (?1)", params![&id.0[..]])
+                .map_err(db_err(&self.path))?;
+        }
+        tx.commit().map_err(db_err(&self.path))
+    }
+
+    /// Where `id` is stored, if indexed.
+    pub fn get(&self, id: &BlobId) -> Result<Option<Location>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT b.kind, p.id, b.offset, b.length, b.raw_length FROM blobs b JOIN packs p ON p.pid = b.pid WHERE b.id = ?1",
+            )
+            .map_err(db_err(&self.path))?;
+        stmt.query_row(params![&id.0[..]], |r| {
+            Ok((r.get::<_, u8>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()
+        .map_err(db_err(&self.path))?
+        .map(|(kind, pack, offset, length, raw_length)| {
+            Ok(Location {
+                kind: BlobType::from_u8(kind).ok_or_else(|| Error::cache(&self.path, "bad blob type"))?,
+                pack: PackId::from_slice(&pack).ok_or_else(|| Error::cache(&self.path, "bad pack id"))?,
+                offset,
+                length,
+                raw_length,
+            })
+        })
+        .transpose()
+    }
+
+    /// True when `id` is indexed.
+    pub fn contains(&self, id: &BlobId) -> Result<bool> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")
+            .map_err(db_err(&self.path))?;
+        stmt.exists(params![&id.0[..]]).map_err(db_err(&self.path))
+    }
+
+    /// Number of indexed blobs.
+    pub fn len(&self) -> Result<u64> {
+        self.lock()
+            .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+            .map_err(db_err(&self.path))
+    }
+
+    /// True when nothing is indexed.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::PackEntry;
+
+    fn file(n: u8) -> IndexFile {
+        IndexFile {
+            packs: vec![(
+                PackId([n; 32]),
+                (0..10u8)
+                    .map(|i| PackEntry {
+                        kind: BlobType::Data,
+                        id: BlobId([n.wrapping_mul(16).wrapping_add(i); 32]),
+                        offset: u32::from(i) * 10,
+                        length: 10,
+                        raw_length: 20,
+                    })
+                    .collect(),
+            )],
+            supersedes: vec![],
+        }
+    }
+
+    #[test]
+    fn sync_ingests_new_and_rebuilds_after_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c/index.sqlite");
+        let idx = SqliteIndex::open(Some(&path)).unwrap();
+        let (a, b) = (IndexId([1; 32]), IndexId([2; 32]));
+        let load = |id: &IndexId| Ok(file(id.0[0]));
+        assert_eq!(idx.sync(&[a, b], load).unwrap(), 2);
+        assert_eq!(idx.len().unwrap(), 20);
+        assert_eq!(idx.sync(&[a, b], load).unwrap(), 0);
+        let loc = idx.get(&BlobId([16 + 3; 32])).unwrap().unwrap();
+        assert_eq!((loc.pack, loc.offset), (PackId([1; 32]), 30));
+        assert!(!idx.contains(&BlobId([200; 32])).unwrap());
+        drop(idx);
+        let idx = SqliteIndex::open(Some(&path)).unwrap();
+        assert_eq!(idx.len().unwrap(), 20, "persisted");
+        assert_eq!(idx.sync(&[b], load).unwrap(), 1, "a vanished: rebuilt from b");
+        assert_eq!(idx.len().unwrap(), 10);
+        assert!(!idx.contains(&BlobId([16; 32])).unwrap());
+    }
+
+    #[test]
+    fn garbage_cache_file_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        std::fs::write(&path, b"this is not a database at all, not even close ............").unwrap();
+        let idx = SqliteIndex::open(Some(&path)).unwrap();
+        assert!(idx.is_empty().unwrap());
+    }
+}

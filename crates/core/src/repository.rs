@@ -1,0 +1,482 @@
+//! The repository façade: init, open, and typed access to its objects.
+//!
+//! Layout (see `docs/FORMAT.md`): `config`, `keys/<id>`, `data/<xx>/<id>`,
+//! `index/<id>`, `snapshots/<id>`, `locks/<id>`. Every object except `config`
+//! is named by the BLAKE3 of its bytes and written create-only; readers check
+//! the name before trusting the bytes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use vault_store::{Backend, FileType, Handle, StoreErrorKind};
+
+use crate::blob::{open_blob, BlobType, Compression};
+use crate::chunker::ChunkerParams;
+use crate::config::{Config, DEFAULT_PACK_SIZE, REPO_VERSION};
+use crate::crypto::{self, KdfParams, Keys, MasterKey};
+use crate::error::{Error, Result};
+use crate::id::{object_hash, BlobId, IndexId, KeyId, SnapshotId};
+use crate::index::{IndexFile, Location, SqliteIndex};
+use crate::snapshot::{Snapshot, SnapshotFilter};
+use crate::tree::{decode_list, Tree};
+
+const CONFIG_AD: &[u8] = b"vault config v1";
+const KEY_AD: &[u8] = b"vault key v1";
+const SNAPSHOT_AD: &[u8] = b"vault snapshot v1";
+const KEY_VERSION: u32 = 1;
+
+/// Settings fixed when a repository is created.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Chunk size bounds.
+    pub chunker: ChunkerParams,
+    /// Compression of new blobs.
+    pub compression: Compression,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// argon2id cost for the first key.
+    pub kdf: KdfParams,
+    /// Recorded in the key object.
+    pub hostname: String,
+    /// Recorded in the key object.
+    pub username: String,
+    /// Creation time (RFC 3339), recorded in config and key.
+    pub time: String,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            compression: Compression::default(),
+            pack_size: DEFAULT_PACK_SIZE,
+            kdf: KdfParams::default(),
+            hostname: String::new(),
+            username: String::new(),
+            time: jiff::Timestamp::now().to_string(),
+        }
+    }
+}
+
+/// How to open a repository.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Directory for local caches; `None` keeps the index cache in memory.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A key object: the master key sealed under a password.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyFile {
+    /// Format version of key objects.
+    pub version: u32,
+    /// When it was added.
+    pub created: String,
+    /// Host that added it.
+    pub hostname: String,
+    /// User that added it.
+    pub username: String,
+    /// Always `argon2id`.
+    pub kdf: String,
+    /// argon2id cost.
+    pub kdf_params: KdfParams,
+    /// argon2id salt (hex).
+    pub salt: String,
+    /// `seal(argon2id(password, salt), "vault key v1", master key)` (hex).
+    pub sealed_master: String,
+}
+
+impl KeyFile {
+    fn new(master: &MasterKey, password: &[u8], kdf: KdfParams, hostname: &str, username: &str, time: &str) -> Result<KeyFile> {
+        let salt: [u8; 32] = crypto::random_bytes();
+        let kek = kdf.derive(password, &salt).map_err(Error::Invalid)?;
+        Ok(KeyFile {
+            version: KEY_VERSION,
+            created: time.to_owned(),
+            hostname: hostname.to_owned(),
+            username: username.to_owned(),
+            kdf: "argon2id".into(),
+            kdf_params: kdf,
+            salt: hex::encode(salt),
+            sealed_master: hex::encode(crypto::seal(&kek, KEY_AD, master.expose())),
+        })
+    }
+
+    /// Decodes a key object, checking its version and parameters.
+    pub fn decode(id: &str, bytes: &[u8]) -> Result<KeyFile> {
+        let what = format!("key {id}");
+        let k: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(&what, e.to_string()))?;
+        if k.version != KEY_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what,
+                found: k.version,
+                supported: KEY_VERSION,
+            });
+        }
+        if k.kdf != "argon2id" {
+            return Err(Error::corrupt(&what, format!("unknown key derivation `{}`", k.kdf)));
+        }
+        k.kdf_params.validate().map_err(|e| Error::corrupt(&what, e))?;
+        Ok(k)
+    }
+
+    /// The master key, if `password` opens this key.
+    pub fn unlock(&self, password: &[u8]) -> Option<MasterKey> {
+        let salt = hex::decode(&self.salt).ok()?;
+        let kek = self.kdf_params.derive(password, &salt).ok()?;
+        let sealed = hex::decode(&self.sealed_master).ok()?;
+        let plain = crypto::open(&kek, KEY_AD, &sealed).ok()?;
+        Some(MasterKey::from_bytes(plain.try_into().ok()?))
+    }
+}
+
+/// An open repository.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: Config,
+    keys: Keys,
+    key_id: KeyId,
+    index: SqliteIndex,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.backend.location())
+            .field("id", &self.config.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn map_not_found(backend: &dyn Backend) -> impl Fn(vault_store::StoreError) -> Error + '_ {
+    move |e| {
+        if e.is_not_found() {
+            Error::RepositoryNotFound {
+                location: backend.location(),
+            }
+        } else {
+            Error::Store(e)
+        }
+    }
+}
+
+impl Repository {
+    /// Creates a repository at an empty location and returns its config.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use vault_core::{InitOptions, KdfParams, OpenOptions, Repository};
+    /// let backend = Arc::new(vault_store::MemoryBackend::new());
+    /// let opts = InitOptions { kdf: KdfParams::insecure_for_tests(), ..Default::default() };
+    /// Repository::init(backend.clone(), b"secret", &opts)?;
+    /// let repo = Repository::open(backend, b"secret", &OpenOptions::default())?;
+    /// assert!(repo.list_snapshots()?.is_empty());
+    /// # Ok::<(), vault_core::Error>(())
+    /// ```
+    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Config> {
+        match backend.size(&Handle::config()) {
+            Ok(_) => {
+                return Err(Error::RepositoryExists {
+                    location: backend.location(),
+                })
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        opts.chunker.validate().map_err(Error::Invalid)?;
+        if !(1 << 20..=1 << 30).contains(&opts.pack_size) {
+            return Err(Error::Invalid(format!("pack size {} must be between 1 MiB and 1 GiB", opts.pack_size)));
+        }
+        backend.init_layout()?;
+        let master = MasterKey::generate();
+        let key = KeyFile::new(&master, password, opts.kdf, &opts.hostname, &opts.username, &opts.time)?;
+        let key_bytes = serde_json::to_vec_pretty(&key).expect("key serializes");
+        put_content_addressed(&*backend, FileType::Key, Bytes::from(key_bytes))?;
+        let config = Config {
+            version: REPO_VERSION,
+            id: hex::encode(crypto::random_bytes::<32>()),
+            chunker: opts.chunker,
+            compression: opts.compression,
+            pack_size: opts.pack_size,
+            created: opts.time.clone(),
+        };
+        let plain = serde_json::to_vec(&config).expect("config serializes");
+        let sealed = master.keys().seal(CONFIG_AD, &plain);
+        backend.create(&Handle::config(), Bytes::from(sealed)).map_err(|e| {
+            if e.kind() == StoreErrorKind::AlreadyExists {
+                Error::RepositoryExists {
+                    location: backend.location(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(config)
+    }
+
+    /// Opens a repository with a password, and brings the local index cache up
+    /// to date.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8], opts: &OpenOptions) -> Result<Repository> {
+        let sealed_config = backend.read(&Handle::config()).map_err(map_not_found(&*backend))?;
+        let keys = backend.list(FileType::Key)?;
+        let mut found = None;
+        for (name, _) in &keys {
+            let bytes = backend.read(&Handle::new(FileType::Key, name.clone())?)?;
+            let key = match KeyFile::decode(name, &bytes) {
+                Ok(k) => k,
+                Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
+                Err(_) => continue, // a damaged key must not hide a good one
+            };
+            if let Some(master) = key.unlock(password) {
+                let id = KeyId::from_hex(name).unwrap_or(KeyId(object_hash(&bytes)));
+                found = Some((master, id));
+                break;
+            }
+        }
+        let Some((master, key_id)) = found else {
+            return Err(Error::WrongPassword {
+                location: backend.location(),
+                keys: keys.len(),
+            });
+        };
+        let keys = master.keys();
+        let plain = keys.open(CONFIG_AD, &sealed_config).map_err(|_| {
+            Error::corrupt(
+                "config",
+                format!("it does not open with key {key_id}: the key belongs to another repository, or config was altered"),
+            )
+        })?;
+        let config: Config = serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        if config.version != REPO_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: "repository".into(),
+                found: config.version,
+                supported: REPO_VERSION,
+            });
+        }
+        config.chunker.validate().map_err(|e| Error::corrupt("config", e))?;
+        let cache_path = opts
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(&config.id).join("index.sqlite"));
+        let index = SqliteIndex::open(cache_path.as_deref())?;
+        let repo = Repository {
+            backend,
+            config,
+            keys,
+            key_id,
+            index,
+        };
+        repo.refresh_index()?;
+        Ok(repo)
+    }
+
+    /// Reads index objects the cache has not seen (and rebuilds it if some it
+    /// had are gone).
+    pub fn refresh_index(&self) -> Result<usize> {
+        let present: Vec<IndexId> = self
+            .backend
+            .list(FileType::Index)?
+            .into_iter()
+            .filter_map(|(n, _)| IndexId::from_hex(&n))
+            .collect();
+        self.index.sync(&present, |id| self.load_index(id))
+    }
+
+    /// The storage backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Working keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The key object this repository was opened with.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The blob index cache.
+    pub fn index(&self) -> &SqliteIndex {
+        &self.index
+    }
+
+    /// Reads a content-addressed object and checks it against its name.
+    pub fn read_object(&self, kind: FileType, hex_id: &str) -> Result<Bytes> {
+        let bytes = self.backend.read(&Handle::new(kind, hex_id)?)?;
+        if hex::encode(object_hash(&bytes)) != hex_id {
+            return Err(Error::corrupt(format!("{} {hex_id}", kind.name()), "content does not match its name"));
+        }
+        Ok(bytes)
+    }
+
+    /// Stores bytes under their BLAKE3 name (create-only; an identical
+    /// existing object is fine). Returns the name.
+    pub fn write_object(&self, kind: FileType, bytes: Bytes) -> Result<[u8; 32]> {
+        put_content_addressed(&*self.backend, kind, bytes)
+    }
+
+    /// Opens one index object.
+    pub fn load_index(&self, id: &IndexId) -> Result<IndexFile> {
+        let bytes = self.read_object(FileType::Index, &id.to_hex())?;
+        IndexFile::open(&self.keys, id, &bytes)
+    }
+
+    /// Stores an index object and adds it to the cache.
+    pub fn save_index(&self, file: &IndexFile) -> Result<IndexId> {
+        let id = IndexId(self.write_object(FileType::Index, Bytes::from(file.seal(&self.keys)))?);
+        self.index.ingest(&id, file)?;
+        Ok(id)
+    }
+
+    /// Stores a snapshot object: the commit point of a backup.
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+        let plain = serde_json::to_vec(snapshot).expect("snapshot serializes");
+        let sealed = self.keys.seal(SNAPSHOT_AD, &plain);
+        Ok(SnapshotId(self.write_object(FileType::Snapshot, Bytes::from(sealed))?))
+    }
+
+    /// Opens one snapshot object.
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let bytes = self.read_object(FileType::Snapshot, &id.to_hex())?;
+        let what = || format!("snapshot {}", id.to_hex());
+        let plain = self.keys.open(SNAPSHOT_AD, &bytes).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+        let s: Snapshot = serde_json::from_slice(&plain).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+        if s.version != crate::snapshot::SNAPSHOT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: what(),
+                found: s.version,
+                supported: crate::snapshot::SNAPSHOT_VERSION,
+            });
+        }
+        Ok(s)
+    }
+
+    /// Ids of all snapshot objects.
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        Ok(self
+            .backend
+            .list(FileType::Snapshot)?
+            .into_iter()
+            .filter_map(|(n, _)| SnapshotId::from_hex(&n))
+            .collect())
+    }
+
+    /// All snapshots, oldest first.
+    pub fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let ids = self.snapshot_ids()?;
+        let mut all: Vec<(SnapshotId, Snapshot, jiff::Timestamp)> = ids
+            .par_iter()
+            .map(|id| {
+                let s = self.load_snapshot(id)?;
+                let t = s.timestamp()?;
+                Ok((*id, s, t))
+            })
+            .collect::<Result<_>>()?;
+        all.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)));
+        Ok(all.into_iter().map(|(i, s, _)| (i, s)).collect())
+    }
+
+    /// Resolves `latest`, a full id or a unique prefix of at least 4 hex digits,
+    /// among snapshots that pass `filter`.
+    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
+        if spec == "latest" {
+            let all = self.list_snapshots()?;
+            return all
+                .into_iter()
+                .rev()
+                .find(|(_, s)| filter.matches(s))
+                .ok_or_else(|| Error::Invalid("no snapshot matches: run `vault snapshots` to see what exists".into()));
+        }
+        let spec_l = spec.to_ascii_lowercase();
+        if spec_l.len() < 4 || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "`{spec}` is not a snapshot id: give `latest`, a full id, or at least 4 hex digits of one"
+            )));
+        }
+        let matches: Vec<SnapshotId> = self
+            .snapshot_ids()?
+            .into_iter()
+            .filter(|id| id.to_hex().starts_with(&spec_l))
+            .collect();
+        let mut found = Vec::new();
+        for id in matches {
+            let s = self.load_snapshot(&id)?;
+            if filter.matches(&s) {
+                found.push((id, s));
+            }
+        }
+        match found.len() {
+            0 => Err(Error::Invalid(format!("no snapshot `{spec}` (run `vault snapshots` to list them)"))),
+            1 => Ok(found.pop().expect("one")),
+            n => Err(Error::Invalid(format!("`{spec}` matches {n} snapshots: give more digits"))),
+        }
+    }
+
+    /// Where a blob is stored.
+    pub fn locate(&self, id: &BlobId) -> Result<Location> {
+        self.index.get(id)?.ok_or_else(|| {
+            Error::corrupt(
+                format!("blob {}", id.to_hex()),
+                "not found in the index (its pack or index object is missing)",
+            )
+        })
+    }
+
+    /// Reads, opens and verifies one blob.
+    pub fn read_blob(&self, kind: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = self.locate(id)?;
+        if loc.kind != kind {
+            return Err(Error::corrupt(
+                format!("blob {}", id.to_hex()),
+                format!("indexed as {} but needed as {}", loc.kind.name(), kind.name()),
+            ));
+        }
+        let handle = Handle::new(FileType::Pack, loc.pack.to_hex())?;
+        let sealed = self
+            .backend
+            .read_range(&handle, u64::from(loc.offset), u64::from(loc.length))?;
+        open_blob(&self.keys, kind, id, &sealed, loc.raw_length)
+    }
+
+    /// Reads a tree blob.
+    pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        Tree::decode(id, &self.read_blob(BlobType::Tree, id)?)
+    }
+
+    /// Expands a node's content to chunk ids, one list blob at a time.
+    pub fn for_each_chunk_list(
+        &self,
+        content: &[BlobId],
+        depth: u8,
+        f: &mut dyn FnMut(&[BlobId]) -> Result<()>,
+    ) -> Result<()> {
+        if depth == 0 {
+            return f(content);
+        }
+        for list in content {
+            let ids = decode_list(list, &self.read_blob(BlobType::List, list)?)?;
+            self.for_each_chunk_list(&ids, depth - 1, f)?;
+        }
+        Ok(())
+    }
+}
+
+fn put_content_addressed(backend: &dyn Backend, kind: FileType, bytes: Bytes) -> Result<[u8; 32]> {
+    let id = object_hash(&bytes);
+    match backend.create(&Handle::new(kind, hex::encode(id))?, bytes) {
+        Ok(()) => Ok(id),
+        Err(e) if e.kind() == StoreErrorKind::AlreadyExists => Ok(id),
+        Err(e) => Err(e.into()),
+    }
+}

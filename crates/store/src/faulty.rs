@@ -1,0 +1,252 @@
+//! [`FaultyBackend`]: a wrapper that injects failures, for testing how the
+//! engine copes with a storage that breaks half-way (interrupted backups,
+//! flaky networks, slow disks).
+//!
+//! Every call except [`Backend::location`] is an *operation* and is numbered
+//! from 1. [`Backend::create`] and [`Backend::delete`] are also *writes*. A
+//! [`FaultPlan`] decides which operations fail; an injected failure happens
+//! before the inner backend is called, so a failed `create` stores nothing and
+//! a failed `delete` removes nothing.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use crate::backend::Backend;
+use crate::error::{Result, StoreError, StoreErrorKind};
+use crate::handle::{FileType, Handle};
+
+/// Which operations of a [`FaultyBackend`] fail. The default injects nothing.
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    /// Every operation after the first `n` fails permanently (kind
+    /// [`StoreErrorKind::Other`], "injected failure"): a storage that dies.
+    pub fail_after_ops: Option<u64>,
+    /// Only writes count: the first `n` creates/deletes reach the inner
+    /// backend, the `n+1`-th and later ones fail permanently (a full disk or a
+    /// crash mid-backup). Operations that already failed for another reason
+    /// are not counted.
+    pub fail_writes_after: Option<u64>,
+    /// Every `k`-th operation (by number: `k`, `2k`, ...) fails with
+    /// [`StoreErrorKind::Transient`]; retrying it is a new operation and
+    /// succeeds (unless `k` is 1). `Some(0)` injects nothing.
+    pub transient_every: Option<u64>,
+    /// Sleep this long at the start of every operation.
+    pub latency: Option<std::time::Duration>,
+}
+
+/// Wraps a backend and injects the failures described by a [`FaultPlan`].
+pub struct FaultyBackend<B> {
+    inner: B,
+    plan: FaultPlan,
+    ops: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl<B: fmt::Debug> fmt::Debug for FaultyBackend<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultyBackend")
+            .field("inner", &self.inner)
+            .field("plan", &self.plan)
+            .field("ops", &self.ops.load(Ordering::SeqCst))
+            .field("writes", &self.writes.load(Ordering::SeqCst))
+            .finish()
+    }
+}
+
+impl<B: Backend> FaultyBackend<B> {
+    /// Wrap `inner`; counters start at zero.
+    pub fn new(inner: B, plan: FaultPlan) -> Self {
+        FaultyBackend {
+            inner,
+            plan,
+            ops: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    /// Operations started so far (every call except `location`).
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::SeqCst)
+    }
+
+    /// Writes (creates and deletes) counted against `fail_writes_after` so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// The wrapped backend, e.g. to check what really got stored.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// Start an operation: sleep, count it and decide whether it fails.
+    /// `op` and `object` only shape the error message.
+    fn begin(&self, op: &str, object: &dyn fmt::Display, is_write: bool) -> Result<()> {
+        if let Some(latency) = self.plan.latency {
+            std::thread::sleep(latency);
+        }
+        let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        let fail = |kind, what: String| {
+            let location = self.inner.location();
+            Err(StoreError::new(
+                kind,
+                format!("cannot {op} {object} in {location}: {what}"),
+            ))
+        };
+        if self.plan.fail_after_ops.is_some_and(|limit| n > limit) {
+            return fail(
+                StoreErrorKind::Other,
+                format!("injected failure (operation {n})"),
+            );
+        }
+        if self
+            .plan
+            .transient_every
+            .is_some_and(|k| k != 0 && n % k == 0)
+        {
+            return fail(
+                StoreErrorKind::Transient,
+                format!("injected transient failure (operation {n}; retrying may succeed)"),
+            );
+        }
+        if is_write {
+            let w = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.plan.fail_writes_after.is_some_and(|limit| w > limit) {
+                return fail(
+                    StoreErrorKind::Other,
+                    format!("injected failure (write {w})"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+impl<B: Backend> Backend for FaultyBackend<B> {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn init_layout(&self) -> Result<()> {
+        self.begin("initialise", &"the repository layout", false)?;
+        self.inner.init_layout()
+    }
+
+    fn create(&self, handle: &Handle, data: Bytes) -> Result<()> {
+        self.begin("create", handle, true)?;
+        self.inner.create(handle, data)
+    }
+
+    fn read(&self, handle: &Handle) -> Result<Bytes> {
+        self.begin("read", handle, false)?;
+        self.inner.read(handle)
+    }
+
+    fn read_range(&self, handle: &Handle, offset: u64, length: u64) -> Result<Bytes> {
+        self.begin("read", handle, false)?;
+        self.inner.read_range(handle, offset, length)
+    }
+
+    fn size(&self, handle: &Handle) -> Result<u64> {
+        self.begin("get the size of", handle, false)?;
+        self.inner.size(handle)
+    }
+
+    fn list(&self, kind: FileType) -> Result<Vec<(String, u64)>> {
+        self.begin("list", &format_args!("{kind} objects"), false)?;
+        self.inner.list(kind)
+    }
+
+    fn delete(&self, handle: &Handle) -> Result<()> {
+        self.begin("delete", handle, true)?;
+        self.inner.delete(handle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryBackend;
+
+    fn handle(name: &str) -> Handle {
+        Handle::new(FileType::Pack, name).unwrap()
+    }
+
+    fn faulty(plan: FaultPlan) -> FaultyBackend<MemoryBackend> {
+        FaultyBackend::new(MemoryBackend::new(), plan)
+    }
+
+    #[test]
+    fn fail_writes_after_stores_nothing() {
+        let b = faulty(FaultPlan {
+            fail_writes_after: Some(2),
+            ..FaultPlan::default()
+        });
+        b.create(&handle("aa"), Bytes::from_static(b"1")).unwrap();
+        b.create(&handle("bb"), Bytes::from_static(b"2")).unwrap();
+        let err = b
+            .create(&handle("cc"), Bytes::from_static(b"3"))
+            .unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Other);
+        assert!(!err.is_transient());
+        assert!(err.to_string().contains("pack cc in memory"), "{err}");
+        assert!(b.inner().read(&handle("cc")).unwrap_err().is_not_found());
+        assert!(b.delete(&handle("aa")).is_err());
+        assert_eq!(b.inner().list(FileType::Pack).unwrap().len(), 2);
+        // Reads are not writes.
+        assert_eq!(b.read(&handle("aa")).unwrap(), Bytes::from_static(b"1"));
+        assert_eq!((b.writes(), b.ops()), (4, 5));
+    }
+
+    #[test]
+    fn transient_every_fails_once_per_k() {
+        let b = faulty(FaultPlan {
+            transient_every: Some(3),
+            ..FaultPlan::default()
+        });
+        let h = handle("ab");
+        b.create(&h, Bytes::from_static(b"x")).unwrap(); // op 1
+        b.read(&h).unwrap(); // op 2
+        let err = b.read(&h).unwrap_err(); // op 3
+        assert!(err.is_transient(), "{err}");
+        assert_eq!(b.read(&h).unwrap(), Bytes::from_static(b"x")); // op 4: the retry
+        b.size(&h).unwrap(); // op 5
+        let err = b
+            .create(&handle("cd"), Bytes::from_static(b"y"))
+            .unwrap_err(); // op 6
+        assert!(err.is_transient());
+        assert!(b.inner().read(&handle("cd")).unwrap_err().is_not_found());
+        b.create(&handle("cd"), Bytes::from_static(b"y")).unwrap(); // op 7
+    }
+
+    #[test]
+    fn fail_after_ops_is_permanent() {
+        let b = faulty(FaultPlan {
+            fail_after_ops: Some(1),
+            ..FaultPlan::default()
+        });
+        b.list(FileType::Lock).unwrap();
+        for _ in 0..3 {
+            let err = b.list(FileType::Lock).unwrap_err();
+            assert_eq!(err.kind(), StoreErrorKind::Other);
+            assert!(err.to_string().contains("injected failure"), "{err}");
+        }
+        assert_eq!(b.location(), "memory");
+        assert_eq!(b.ops(), 4);
+    }
+
+    #[test]
+    fn latency_delays_operations() {
+        let latency = std::time::Duration::from_millis(20);
+        let b = faulty(FaultPlan {
+            latency: Some(latency),
+            ..FaultPlan::default()
+        });
+        let start = std::time::Instant::now();
+        b.list(FileType::Key).unwrap();
+        assert!(start.elapsed() >= latency);
+    }
+}
