@@ -129,15 +129,25 @@ pub struct Compression {
 
 impl Default for Compression {
     fn default() -> Self {
-        Compression { zstd_level: Some(3) }
+        Compression {
+            zstd_level: Some(3),
+        }
     }
 }
 
 /// Compresses (when it helps) and seals one blob.
-pub fn seal_blob(keys: &Keys, kind: BlobType, id: &BlobId, plain: &[u8], compression: Compression) -> Vec<u8> {
+pub fn seal_blob(
+    keys: &Keys,
+    kind: BlobType,
+    id: &BlobId,
+    plain: &[u8],
+    compression: Compression,
+) -> Vec<u8> {
     let mut body = Vec::new();
     let compressed = match compression.zstd_level {
-        Some(level) if !looks_incompressible(plain) => compress(level, plain).filter(|c| c.len() < plain.len()),
+        Some(level) if !looks_incompressible(plain) => {
+            compress(level, plain).filter(|c| c.len() < plain.len())
+        }
         _ => None,
     };
     match compressed {
@@ -157,29 +167,43 @@ pub fn seal_blob(keys: &Keys, kind: BlobType, id: &BlobId, plain: &[u8], compres
 
 /// Opens, decompresses and verifies one blob. `raw_len` (from the index) bounds
 /// decompression; the result must hash back to `id`.
-pub fn open_blob(keys: &Keys, kind: BlobType, id: &BlobId, sealed: &[u8], raw_len: u32) -> Result<Vec<u8>> {
+pub fn open_blob(
+    keys: &Keys,
+    kind: BlobType,
+    id: &BlobId,
+    sealed: &[u8],
+    raw_len: u32,
+) -> Result<Vec<u8>> {
     let what = || format!("{} blob {}", kind.name(), id.to_hex());
     let body = keys
         .open(&associated_data(kind, id), sealed)
         .map_err(|e| Error::corrupt(what(), e.to_string()))?;
-    let (&enc, payload) = body.split_first().ok_or_else(|| Error::corrupt(what(), "empty body"))?;
+    let (&enc, payload) = body
+        .split_first()
+        .ok_or_else(|| Error::corrupt(what(), "empty body"))?;
     let raw_len = raw_len as usize;
     if raw_len > MAX_BLOB_SIZE {
-        return Err(Error::corrupt(what(), format!("recorded size {raw_len} exceeds the maximum")));
+        return Err(Error::corrupt(
+            what(),
+            format!("recorded size {raw_len} exceeds the maximum"),
+        ));
     }
-    let plain = match enc {
-        ENC_STORED => payload.to_vec(),
-        ENC_ZSTD => decompress(payload, raw_len).map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,
-        ENC_ZSTD_DELTA => {
-            return Err(Error::corrupt(
+    let plain =
+        match enc {
+            ENC_STORED => payload.to_vec(),
+            ENC_ZSTD => decompress(payload, raw_len)
+                .map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,
+            ENC_ZSTD_DELTA => return Err(Error::corrupt(
                 what(),
                 "delta-encoded blob: this version of vault cannot read delta blobs, upgrade vault",
-            ))
-        }
-        other => return Err(Error::corrupt(what(), format!("unknown encoding {other}"))),
-    };
+            )),
+            other => return Err(Error::corrupt(what(), format!("unknown encoding {other}"))),
+        };
     if plain.len() != raw_len {
-        return Err(Error::corrupt(what(), format!("size {} differs from the recorded {raw_len}", plain.len())));
+        return Err(Error::corrupt(
+            what(),
+            format!("size {} differs from the recorded {raw_len}", plain.len()),
+        ));
     }
     if keys.blob_id(&plain) != *id {
         return Err(Error::corrupt(what(), "content does not match its id"));
@@ -197,17 +221,25 @@ mod tests {
     fn round_trip_compressible_and_random() {
         let k = MasterKey::generate().keys();
         let text = b"INSERT INTO t VALUES (1, 'abc');\n".repeat(4000);
-        let random: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let random: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for data in [&text[..], &random[..], b"", b"x"] {
             let id = k.blob_id(data);
             let sealed = seal_blob(&k, BlobType::Data, &id, data, Compression::default());
-            assert_eq!(open_blob(&k, BlobType::Data, &id, &sealed, data.len() as u32).unwrap(), data);
+            assert_eq!(
+                open_blob(&k, BlobType::Data, &id, &sealed, data.len() as u32).unwrap(),
+                data
+            );
             assert!(open_blob(&k, BlobType::Tree, &id, &sealed, data.len() as u32).is_err());
         }
         let id = k.blob_id(&text);
         let sealed = seal_blob(&k, BlobType::Data, &id, &text, Compression::default());
         assert!(sealed.len() < text.len() / 10);
-        assert!(open_blob(&k, BlobType::Data, &id, &sealed, 10).is_err(), "size bound enforced");
+        assert!(
+            open_blob(&k, BlobType::Data, &id, &sealed, 10).is_err(),
+            "size bound enforced"
+        );
     }
 
     #[test]

@@ -117,7 +117,19 @@ impl Cutter {
     /// `data` or equals the maximum chunk size.
     pub fn next_len(&self, data: &[u8]) -> usize {
         let (s, l) = self.masks;
-        cut_gear(data, self.min, self.avg, self.max, s, l, s << 1, l << 1, &self.gear, &self.gear_ls).1
+        cut_gear(
+            data,
+            self.min,
+            self.avg,
+            self.max,
+            s,
+            l,
+            s << 1,
+            l << 1,
+            &self.gear,
+            &self.gear_ls,
+        )
+        .1
     }
 
     /// Chunk lengths of a complete in-memory stream.
@@ -284,7 +296,10 @@ mod tests {
     #[test]
     fn seed_changes_boundaries() {
         let data = pseudo_random(1 << 20, 5);
-        assert_ne!(Cutter::new(small(), 1).lengths(&data), Cutter::new(small(), 2).lengths(&data));
+        assert_ne!(
+            Cutter::new(small(), 1).lengths(&data),
+            Cutter::new(small(), 2).lengths(&data)
+        );
     }
 
     #[test]

@@ -115,7 +115,13 @@ pub fn seal(key: &[u8; 32], ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     rand::thread_rng().fill_bytes(&mut nonce);
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: ad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: ad,
+            },
+        )
         .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce);
@@ -222,7 +228,10 @@ mod tests {
         let s = k.seal(b"snapshot", b"hello");
         assert_eq!(k.open(b"snapshot", &s).unwrap(), b"hello");
         assert_eq!(k.open(b"index", &s), Err(OpenError));
-        assert_eq!(MasterKey::from_bytes([9; 32]).keys().open(b"snapshot", &s), Err(OpenError));
+        assert_eq!(
+            MasterKey::from_bytes([9; 32]).keys().open(b"snapshot", &s),
+            Err(OpenError)
+        );
         assert_eq!(k.open(b"snapshot", &s[..s.len() - 1]), Err(OpenError));
         assert_eq!(k.open(b"snapshot", &[]), Err(OpenError));
     }
@@ -237,8 +246,14 @@ mod tests {
     #[test]
     fn kdf_is_deterministic_and_validated() {
         let p = KdfParams::insecure_for_tests();
-        assert_eq!(p.derive(b"pw", b"saltsalt").unwrap(), p.derive(b"pw", b"saltsalt").unwrap());
-        assert_ne!(p.derive(b"pw", b"saltsalt").unwrap(), p.derive(b"pw2", b"saltsalt").unwrap());
+        assert_eq!(
+            p.derive(b"pw", b"saltsalt").unwrap(),
+            p.derive(b"pw", b"saltsalt").unwrap()
+        );
+        assert_ne!(
+            p.derive(b"pw", b"saltsalt").unwrap(),
+            p.derive(b"pw2", b"saltsalt").unwrap()
+        );
         let hostile = KdfParams {
             memory_kib: u32::MAX,
             ..p

@@ -95,12 +95,16 @@ impl PackWriter {
         }
         let sealed = keys.seal(HEADER_AD, &header);
         self.data.extend_from_slice(&sealed);
-        self.data.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.data
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         let bytes = Bytes::from(self.data);
         let id = PackId(object_hash(&bytes));
         let check = parse_pack(keys, &id, &bytes)?;
         if check != self.entries {
-            return Err(Error::corrupt(format!("new pack {}", id.to_hex()), "header did not read back as written"));
+            return Err(Error::corrupt(
+                format!("new pack {}", id.to_hex()),
+                "header did not read back as written",
+            ));
         }
         Ok((id, bytes, self.entries))
     }
@@ -109,31 +113,47 @@ impl PackWriter {
 /// Length of the sealed header, from a pack's last four bytes.
 pub fn header_length(pack_id: &PackId, trailer: &[u8], pack_len: u64) -> Result<u32> {
     let what = || format!("pack {}", pack_id.to_hex());
-    let t: [u8; 4] = trailer.try_into().map_err(|_| Error::corrupt(what(), "trailer is not 4 bytes"))?;
+    let t: [u8; 4] = trailer
+        .try_into()
+        .map_err(|_| Error::corrupt(what(), "trailer is not 4 bytes"))?;
     let len = u32::from_le_bytes(t);
     if (len as usize) < SEAL_OVERHEAD + 5 || u64::from(len) + 4 > pack_len {
-        return Err(Error::corrupt(what(), format!("header length {len} does not fit a pack of {pack_len} bytes")));
+        return Err(Error::corrupt(
+            what(),
+            format!("header length {len} does not fit a pack of {pack_len} bytes"),
+        ));
     }
     Ok(len)
 }
 
 /// Opens and decodes a sealed header of a pack of `pack_len` bytes, checking
 /// that its blobs exactly fill the space before it.
-pub fn parse_header(keys: &Keys, pack_id: &PackId, sealed: &[u8], pack_len: u64) -> Result<Vec<PackEntry>> {
+pub fn parse_header(
+    keys: &Keys,
+    pack_id: &PackId,
+    sealed: &[u8],
+    pack_len: u64,
+) -> Result<Vec<PackEntry>> {
     let what = || format!("pack {} header", pack_id.to_hex());
-    let plain = keys.open(HEADER_AD, sealed).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+    let plain = keys
+        .open(HEADER_AD, sealed)
+        .map_err(|e| Error::corrupt(what(), e.to_string()))?;
     if plain.len() < 5 || plain[0] != HEADER_VERSION {
         return Err(Error::corrupt(what(), "unknown header version"));
     }
     let count = u32::from_le_bytes(plain[1..5].try_into().expect("4 bytes")) as usize;
     let body = &plain[5..];
     if body.len() != count.saturating_mul(ENTRY_LEN) {
-        return Err(Error::corrupt(what(), format!("{} bytes for {count} entries", body.len())));
+        return Err(Error::corrupt(
+            what(),
+            format!("{} bytes for {count} entries", body.len()),
+        ));
     }
     let mut entries = Vec::with_capacity(count);
     let mut offset: u64 = 0;
     for e in body.chunks_exact(ENTRY_LEN) {
-        let kind = BlobType::from_u8(e[0]).ok_or_else(|| Error::corrupt(what(), format!("unknown blob type {}", e[0])))?;
+        let kind = BlobType::from_u8(e[0])
+            .ok_or_else(|| Error::corrupt(what(), format!("unknown blob type {}", e[0])))?;
         let id = BlobId::from_slice(&e[1..33]).expect("32 bytes");
         let length = u32::from_le_bytes(e[33..37].try_into().expect("4 bytes"));
         let raw_length = u32::from_le_bytes(e[37..41].try_into().expect("4 bytes"));
@@ -148,7 +168,10 @@ pub fn parse_header(keys: &Keys, pack_id: &PackId, sealed: &[u8], pack_len: u64)
     }
     let data_len = pack_len.checked_sub(sealed.len() as u64 + 4);
     if data_len != Some(offset) {
-        return Err(Error::corrupt(what(), format!("entries cover {offset} bytes, pack holds {data_len:?}")));
+        return Err(Error::corrupt(
+            what(),
+            format!("entries cover {offset} bytes, pack holds {data_len:?}"),
+        ));
     }
     Ok(entries)
 }
@@ -157,7 +180,10 @@ pub fn parse_header(keys: &Keys, pack_id: &PackId, sealed: &[u8], pack_len: u64)
 pub fn parse_pack(keys: &Keys, pack_id: &PackId, pack: &[u8]) -> Result<Vec<PackEntry>> {
     let n = pack.len();
     if n < 4 {
-        return Err(Error::corrupt(format!("pack {}", pack_id.to_hex()), "shorter than its trailer"));
+        return Err(Error::corrupt(
+            format!("pack {}", pack_id.to_hex()),
+            "shorter than its trailer",
+        ));
     }
     let hlen = header_length(pack_id, &pack[n - 4..], n as u64)? as usize;
     parse_header(keys, pack_id, &pack[n - 4 - hlen..n - 4], n as u64)
@@ -176,7 +202,12 @@ mod tests {
         let blobs: Vec<Vec<u8>> = (0..20).map(|i| vec![i as u8; 1000 * i]).collect();
         for b in &blobs {
             let id = k.blob_id(b);
-            w.add(BlobType::Data, id, &seal_blob(&k, BlobType::Data, &id, b, Compression::default()), b.len() as u32);
+            w.add(
+                BlobType::Data,
+                id,
+                &seal_blob(&k, BlobType::Data, &id, b, Compression::default()),
+                b.len() as u32,
+            );
         }
         let (id, bytes, entries) = w.finish(&k).unwrap();
         assert_eq!(id, PackId(object_hash(&bytes)));
@@ -195,7 +226,10 @@ mod tests {
         w.add(BlobType::Tree, BlobId([1; 32]), &[9; 100], 50);
         let (id, bytes, _) = w.finish(&k).unwrap();
         for cut in [0, 3, 10, bytes.len() - 1] {
-            assert!(parse_pack(&k, &id, &bytes[..cut]).is_err(), "truncated at {cut}");
+            assert!(
+                parse_pack(&k, &id, &bytes[..cut]).is_err(),
+                "truncated at {cut}"
+            );
         }
         let mut flipped = bytes.to_vec();
         let n = flipped.len();
@@ -203,6 +237,9 @@ mod tests {
         assert!(parse_pack(&k, &id, &flipped).is_err());
         let mut extra = bytes.to_vec();
         extra.splice(0..0, [0u8; 7]);
-        assert!(parse_pack(&k, &id, &extra).is_err(), "leading garbage shifts the data");
+        assert!(
+            parse_pack(&k, &id, &extra).is_err(),
+            "leading garbage shifts the data"
+        );
     }
 }

@@ -90,7 +90,14 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    fn new(master: &MasterKey, password: &[u8], kdf: KdfParams, hostname: &str, username: &str, time: &str) -> Result<KeyFile> {
+    fn new(
+        master: &MasterKey,
+        password: &[u8],
+        kdf: KdfParams,
+        hostname: &str,
+        username: &str,
+        time: &str,
+    ) -> Result<KeyFile> {
         let salt: [u8; 32] = crypto::random_bytes();
         let kek = kdf.derive(password, &salt).map_err(Error::Invalid)?;
         Ok(KeyFile {
@@ -108,7 +115,8 @@ impl KeyFile {
     /// Decodes a key object, checking its version and parameters.
     pub fn decode(id: &str, bytes: &[u8]) -> Result<KeyFile> {
         let what = format!("key {id}");
-        let k: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::corrupt(&what, e.to_string()))?;
+        let k: KeyFile =
+            serde_json::from_slice(bytes).map_err(|e| Error::corrupt(&what, e.to_string()))?;
         if k.version != KEY_VERSION {
             return Err(Error::UnsupportedVersion {
                 what,
@@ -117,9 +125,14 @@ impl KeyFile {
             });
         }
         if k.kdf != "argon2id" {
-            return Err(Error::corrupt(&what, format!("unknown key derivation `{}`", k.kdf)));
+            return Err(Error::corrupt(
+                &what,
+                format!("unknown key derivation `{}`", k.kdf),
+            ));
         }
-        k.kdf_params.validate().map_err(|e| Error::corrupt(&what, e))?;
+        k.kdf_params
+            .validate()
+            .map_err(|e| Error::corrupt(&what, e))?;
         Ok(k)
     }
 
@@ -188,11 +201,21 @@ impl Repository {
         }
         opts.chunker.validate().map_err(Error::Invalid)?;
         if !(1 << 20..=1 << 30).contains(&opts.pack_size) {
-            return Err(Error::Invalid(format!("pack size {} must be between 1 MiB and 1 GiB", opts.pack_size)));
+            return Err(Error::Invalid(format!(
+                "pack size {} must be between 1 MiB and 1 GiB",
+                opts.pack_size
+            )));
         }
         backend.init_layout()?;
         let master = MasterKey::generate();
-        let key = KeyFile::new(&master, password, opts.kdf, &opts.hostname, &opts.username, &opts.time)?;
+        let key = KeyFile::new(
+            &master,
+            password,
+            opts.kdf,
+            &opts.hostname,
+            &opts.username,
+            &opts.time,
+        )?;
         let key_bytes = serde_json::to_vec_pretty(&key).expect("key serializes");
         put_content_addressed(&*backend, FileType::Key, Bytes::from(key_bytes))?;
         let config = Config {
@@ -205,22 +228,30 @@ impl Repository {
         };
         let plain = serde_json::to_vec(&config).expect("config serializes");
         let sealed = master.keys().seal(CONFIG_AD, &plain);
-        backend.create(&Handle::config(), Bytes::from(sealed)).map_err(|e| {
-            if e.kind() == StoreErrorKind::AlreadyExists {
-                Error::RepositoryExists {
-                    location: backend.location(),
+        backend
+            .create(&Handle::config(), Bytes::from(sealed))
+            .map_err(|e| {
+                if e.kind() == StoreErrorKind::AlreadyExists {
+                    Error::RepositoryExists {
+                        location: backend.location(),
+                    }
+                } else {
+                    e.into()
                 }
-            } else {
-                e.into()
-            }
-        })?;
+            })?;
         Ok(config)
     }
 
     /// Opens a repository with a password, and brings the local index cache up
     /// to date.
-    pub fn open(backend: Arc<dyn Backend>, password: &[u8], opts: &OpenOptions) -> Result<Repository> {
-        let sealed_config = backend.read(&Handle::config()).map_err(map_not_found(&*backend))?;
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
+        let sealed_config = backend
+            .read(&Handle::config())
+            .map_err(map_not_found(&*backend))?;
         let keys = backend.list(FileType::Key)?;
         let mut found = None;
         for (name, _) in &keys {
@@ -249,7 +280,8 @@ impl Repository {
                 format!("it does not open with key {key_id}: the key belongs to another repository, or config was altered"),
             )
         })?;
-        let config: Config = serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        let config: Config =
+            serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", e.to_string()))?;
         if config.version != REPO_VERSION {
             return Err(Error::UnsupportedVersion {
                 what: "repository".into(),
@@ -257,7 +289,10 @@ impl Repository {
                 supported: REPO_VERSION,
             });
         }
-        config.chunker.validate().map_err(|e| Error::corrupt("config", e))?;
+        config
+            .chunker
+            .validate()
+            .map_err(|e| Error::corrupt("config", e))?;
         let cache_path = opts
             .cache_dir
             .as_ref()
@@ -315,7 +350,10 @@ impl Repository {
     pub fn read_object(&self, kind: FileType, hex_id: &str) -> Result<Bytes> {
         let bytes = self.backend.read(&Handle::new(kind, hex_id)?)?;
         if hex::encode(object_hash(&bytes)) != hex_id {
-            return Err(Error::corrupt(format!("{} {hex_id}", kind.name()), "content does not match its name"));
+            return Err(Error::corrupt(
+                format!("{} {hex_id}", kind.name()),
+                "content does not match its name",
+            ));
         }
         Ok(bytes)
     }
@@ -343,15 +381,21 @@ impl Repository {
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
         let plain = serde_json::to_vec(snapshot).expect("snapshot serializes");
         let sealed = self.keys.seal(SNAPSHOT_AD, &plain);
-        Ok(SnapshotId(self.write_object(FileType::Snapshot, Bytes::from(sealed))?))
+        Ok(SnapshotId(
+            self.write_object(FileType::Snapshot, Bytes::from(sealed))?,
+        ))
     }
 
     /// Opens one snapshot object.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
         let bytes = self.read_object(FileType::Snapshot, &id.to_hex())?;
         let what = || format!("snapshot {}", id.to_hex());
-        let plain = self.keys.open(SNAPSHOT_AD, &bytes).map_err(|e| Error::corrupt(what(), e.to_string()))?;
-        let s: Snapshot = serde_json::from_slice(&plain).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+        let plain = self
+            .keys
+            .open(SNAPSHOT_AD, &bytes)
+            .map_err(|e| Error::corrupt(what(), e.to_string()))?;
+        let s: Snapshot =
+            serde_json::from_slice(&plain).map_err(|e| Error::corrupt(what(), e.to_string()))?;
         if s.version != crate::snapshot::SNAPSHOT_VERSION {
             return Err(Error::UnsupportedVersion {
                 what: what(),
@@ -389,14 +433,22 @@ impl Repository {
 
     /// Resolves `latest`, a full id or a unique prefix of at least 4 hex digits,
     /// among snapshots that pass `filter`.
-    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
+    pub fn find_snapshot(
+        &self,
+        spec: &str,
+        filter: &SnapshotFilter,
+    ) -> Result<(SnapshotId, Snapshot)> {
         if spec == "latest" {
             let all = self.list_snapshots()?;
             return all
                 .into_iter()
                 .rev()
                 .find(|(_, s)| filter.matches(s))
-                .ok_or_else(|| Error::Invalid("no snapshot matches: run `vault snapshots` to see what exists".into()));
+                .ok_or_else(|| {
+                    Error::Invalid(
+                        "no snapshot matches: run `vault snapshots` to see what exists".into(),
+                    )
+                });
         }
         let spec_l = spec.to_ascii_lowercase();
         if spec_l.len() < 4 || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -417,9 +469,13 @@ impl Repository {
             }
         }
         match found.len() {
-            0 => Err(Error::Invalid(format!("no snapshot `{spec}` (run `vault snapshots` to list them)"))),
+            0 => Err(Error::Invalid(format!(
+                "no snapshot `{spec}` (run `vault snapshots` to list them)"
+            ))),
             1 => Ok(found.pop().expect("one")),
-            n => Err(Error::Invalid(format!("`{spec}` matches {n} snapshots: give more digits"))),
+            n => Err(Error::Invalid(format!(
+                "`{spec}` matches {n} snapshots: give more digits"
+            ))),
         }
     }
 
@@ -439,13 +495,17 @@ impl Repository {
         if loc.kind != kind {
             return Err(Error::corrupt(
                 format!("blob {}", id.to_hex()),
-                format!("indexed as {} but needed as {}", loc.kind.name(), kind.name()),
+                format!(
+                    "indexed as {} but needed as {}",
+                    loc.kind.name(),
+                    kind.name()
+                ),
             ));
         }
         let handle = Handle::new(FileType::Pack, loc.pack.to_hex())?;
-        let sealed = self
-            .backend
-            .read_range(&handle, u64::from(loc.offset), u64::from(loc.length))?;
+        let sealed =
+            self.backend
+                .read_range(&handle, u64::from(loc.offset), u64::from(loc.length))?;
         open_blob(&self.keys, kind, id, &sealed, loc.raw_length)
     }
 

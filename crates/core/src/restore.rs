@@ -81,10 +81,19 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
     }
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        let full = if p.starts_with('/') { p.clone() } else { format!("**/{p}") };
-        b.add(Glob::new(&full).map_err(|e| Error::Invalid(format!("bad --include pattern `{p}`: {e}")))?);
+        let full = if p.starts_with('/') {
+            p.clone()
+        } else {
+            format!("**/{p}")
+        };
+        b.add(
+            Glob::new(&full)
+                .map_err(|e| Error::Invalid(format!("bad --include pattern `{p}`: {e}")))?,
+        );
     }
-    b.build().map(Some).map_err(|e| Error::Invalid(e.to_string()))
+    b.build()
+        .map(Some)
+        .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 impl Repository {
@@ -193,7 +202,10 @@ impl Repository {
         }
         match std::fs::symlink_metadata(&dest) {
             Ok(m) if m.is_dir() => {
-                return Err(Error::Invalid(format!("{} exists and is a directory", dest.display())))
+                return Err(Error::Invalid(format!(
+                    "{} exists and is a directory",
+                    dest.display()
+                )))
             }
             Ok(_) => std::fs::remove_file(&dest).map_err(|e| Error::io("replacing", &dest, e))?,
             Err(_) => {}
@@ -201,14 +213,16 @@ impl Repository {
         match node.kind {
             NodeKind::Symlink => {
                 let target = node.target_os().unwrap_or_default();
-                std::os::unix::fs::symlink(&target, &dest).map_err(|e| Error::io("creating symlink", &dest, e))?;
+                std::os::unix::fs::symlink(&target, &dest)
+                    .map_err(|e| Error::io("creating symlink", &dest, e))?;
                 apply_metadata(&dest, node);
                 Ok(0)
             }
             _ => {
                 job.progress.file(Path::new(snap_path));
                 let result = (|| {
-                    let mut f = std::fs::File::create(&dest).map_err(|e| Error::io("creating", &dest, e))?;
+                    let mut f = std::fs::File::create(&dest)
+                        .map_err(|e| Error::io("creating", &dest, e))?;
                     let n = self.write_content(node, snap_path, &mut f, job.progress)?;
                     f.sync_all().map_err(|e| Error::io("writing", &dest, e))?;
                     Ok(n)
@@ -229,26 +243,36 @@ impl Repository {
 
     /// Writes a file node's content to `out`, verifying every chunk and, at
     /// the end, the length and digest. Returns the bytes written.
-    pub fn write_content(&self, node: &Node, path: &str, out: &mut (dyn Write + Send), progress: &dyn Progress) -> Result<u64> {
+    pub fn write_content(
+        &self,
+        node: &Node,
+        path: &str,
+        out: &mut (dyn Write + Send),
+        progress: &dyn Progress,
+    ) -> Result<u64> {
         let mut hasher = self.keys().content_hasher();
         let mut size = 0u64;
         let mut pending: Option<Vec<Vec<u8>>> = None;
         let mut write = |blobs: Vec<Vec<u8>>| -> Result<()> {
             for b in blobs {
                 hasher.update(&b);
-                out.write_all(&b).map_err(|e| Error::io("writing", path, e))?;
+                out.write_all(&b)
+                    .map_err(|e| Error::io("writing", path, e))?;
                 size += b.len() as u64;
                 progress.bytes(b.len() as u64);
             }
             Ok(())
         };
         let fetch = |ids: &[BlobId]| -> Result<Vec<Vec<u8>>> {
-            ids.par_iter().map(|id| self.read_blob(BlobType::Data, id)).collect()
+            ids.par_iter()
+                .map(|id| self.read_blob(BlobType::Data, id))
+                .collect()
         };
         self.for_each_chunk_list(&node.content, node.content_depth, &mut |ids| {
             for window in ids.chunks(WINDOW) {
                 let prev = pending.take();
-                let (written, fetched) = rayon::join(|| prev.map(&mut write).transpose(), || fetch(window));
+                let (written, fetched) =
+                    rayon::join(|| prev.map(&mut write).transpose(), || fetch(window));
                 written?;
                 pending = Some(fetched?);
             }
@@ -260,10 +284,16 @@ impl Repository {
         out.flush().map_err(|e| Error::io("writing", path, e))?;
         let digest = hasher.finalize().to_hex().to_string();
         if size != node.size {
-            return Err(Error::corrupt(path, format!("restored {size} bytes, the snapshot recorded {}", node.size)));
+            return Err(Error::corrupt(
+                path,
+                format!("restored {size} bytes, the snapshot recorded {}", node.size),
+            ));
         }
         if node.digest.as_deref().is_some_and(|d| d != digest) {
-            return Err(Error::corrupt(path, "content digest does not match the snapshot"));
+            return Err(Error::corrupt(
+                path,
+                "content digest does not match the snapshot",
+            ));
         }
         Ok(size)
     }
@@ -275,12 +305,16 @@ impl Repository {
         for part in path.split('/').filter(|p| !p.is_empty()) {
             let tree = match (node.kind, node.subtree) {
                 (NodeKind::Dir, Some(t)) => self.load_tree(&t)?,
-                _ => return Err(Error::Invalid(format!("{path}: `{}` is not a directory", node.name))),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "{path}: `{}` is not a directory",
+                        node.name
+                    )))
+                }
             };
-            node = tree
-                .find(OsStr::new(part))
-                .cloned()
-                .ok_or_else(|| Error::Invalid(format!("{path}: no such file or directory in the snapshot")))?;
+            node = tree.find(OsStr::new(part)).cloned().ok_or_else(|| {
+                Error::Invalid(format!("{path}: no such file or directory in the snapshot"))
+            })?;
         }
         Ok(node)
     }
@@ -288,17 +322,30 @@ impl Repository {
     /// Writes one file (or stream) of a snapshot to `out`.
     ///
     /// For a stdin or command snapshot, `path` is the stream's name.
-    pub fn dump(&self, snapshot: &Snapshot, path: &str, out: &mut (dyn Write + Send), progress: &dyn Progress) -> Result<u64> {
+    pub fn dump(
+        &self,
+        snapshot: &Snapshot,
+        path: &str,
+        out: &mut (dyn Write + Send),
+        progress: &dyn Progress,
+    ) -> Result<u64> {
         let node = self.find_node(snapshot, path)?;
         if node.kind != NodeKind::File {
-            return Err(Error::Invalid(format!("{path} is not a file: use `vault restore` for directories")));
+            return Err(Error::Invalid(format!(
+                "{path} is not a file: use `vault restore` for directories"
+            )));
         }
         progress.total(node.size);
         self.write_content(&node, path, out, progress)
     }
 
     /// Every entry under `path` (recursively), with its snapshot path, in tree order.
-    pub fn walk(&self, snapshot: &Snapshot, path: &str, f: &mut dyn FnMut(&str, &Node) -> Result<()>) -> Result<()> {
+    pub fn walk(
+        &self,
+        snapshot: &Snapshot,
+        path: &str,
+        f: &mut dyn FnMut(&str, &Node) -> Result<()>,
+    ) -> Result<()> {
         let start = self.find_node(snapshot, path)?;
         let base = format!("/{}", path.trim_matches('/'));
         if base != "/" {
@@ -310,7 +357,12 @@ impl Repository {
         Ok(())
     }
 
-    fn walk_tree(&self, id: &BlobId, parent: &str, f: &mut dyn FnMut(&str, &Node) -> Result<()>) -> Result<()> {
+    fn walk_tree(
+        &self,
+        id: &BlobId,
+        parent: &str,
+        f: &mut dyn FnMut(&str, &Node) -> Result<()>,
+    ) -> Result<()> {
         for n in self.load_tree(id)?.nodes {
             let p = join_snap(parent, &n.name_os());
             f(&p, &n)?;

@@ -99,7 +99,11 @@ impl Snapshot {
 
 /// Parses RFC 3339 (e.g. `2026-11-23T10:00:00+01:00` or `...Z`), keeping the offset.
 pub fn parse_time(s: &str) -> Result<(jiff::Timestamp, jiff::tz::Offset)> {
-    let bad = |e: &dyn std::fmt::Display| Error::Invalid(format!("invalid time `{s}` (expected RFC 3339 such as 2026-11-23T10:00:00+01:00): {e}"));
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::Invalid(format!(
+            "invalid time `{s}` (expected RFC 3339 such as 2026-11-23T10:00:00+01:00): {e}"
+        ))
+    };
     let ts: jiff::Timestamp = s.parse().map_err(|e| bad(&e))?;
     let offset = if s.ends_with('Z') || s.ends_with('z') {
         jiff::tz::Offset::UTC
@@ -110,8 +114,14 @@ pub fn parse_time(s: &str) -> Result<(jiff::Timestamp, jiff::tz::Offset)> {
             Some(b'-') => -1,
             _ => return Err(bad(&"missing offset")),
         };
-        let h: i32 = tail.get(1..3).and_then(|h| h.parse().ok()).ok_or_else(|| bad(&"bad offset"))?;
-        let m: i32 = tail.get(4..6).and_then(|m| m.parse().ok()).ok_or_else(|| bad(&"bad offset"))?;
+        let h: i32 = tail
+            .get(1..3)
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| bad(&"bad offset"))?;
+        let m: i32 = tail
+            .get(4..6)
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| bad(&"bad offset"))?;
         jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).map_err(|e| bad(&e))?
     };
     Ok((ts, offset))
@@ -141,10 +151,11 @@ impl SnapshotFilter {
         (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
             && s.has_tags(&self.tags)
             && (self.paths.is_empty()
-                || self
-                    .paths
-                    .iter()
-                    .any(|p| s.paths.iter().any(|q| q == p || q.trim_start_matches('/') == p.trim_start_matches('/'))))
+                || self.paths.iter().any(|p| {
+                    s.paths
+                        .iter()
+                        .any(|q| q == p || q.trim_start_matches('/') == p.trim_start_matches('/'))
+                }))
     }
 }
 
@@ -158,8 +169,14 @@ mod tests {
         assert_eq!(off.seconds(), 7200);
         assert_eq!(ts.to_string(), "2026-03-28T23:30:00Z");
         assert_eq!(format_time(ts, off), "2026-03-29T01:30:00+02:00");
-        assert_eq!(parse_time("2026-01-01T00:00:00Z").unwrap().1, jiff::tz::Offset::UTC);
-        assert_eq!(parse_time("2026-01-01T00:00:00-05:30").unwrap().1.seconds(), -19800);
+        assert_eq!(
+            parse_time("2026-01-01T00:00:00Z").unwrap().1,
+            jiff::tz::Offset::UTC
+        );
+        assert_eq!(
+            parse_time("2026-01-01T00:00:00-05:30").unwrap().1.seconds(),
+            -19800
+        );
         assert!(parse_time("yesterday").is_err());
     }
 }

@@ -86,7 +86,10 @@ fn is_zero(v: &u8) -> bool {
 pub(crate) fn encode_os(s: &OsStr) -> (String, Option<String>) {
     match s.to_str() {
         Some(t) => (t.to_owned(), None),
-        None => (s.to_string_lossy().into_owned(), Some(hex::encode(s.as_bytes()))),
+        None => (
+            s.to_string_lossy().into_owned(),
+            Some(hex::encode(s.as_bytes())),
+        ),
     }
 }
 
@@ -148,7 +151,8 @@ impl Tree {
 
     /// Decodes a tree blob's plaintext.
     pub fn decode(id: &BlobId, b: &[u8]) -> Result<Tree> {
-        serde_json::from_slice(b).map_err(|e| Error::corrupt(format!("tree {}", id.to_hex()), e.to_string()))
+        serde_json::from_slice(b)
+            .map_err(|e| Error::corrupt(format!("tree {}", id.to_hex()), e.to_string()))
     }
 
     /// The entry named `name`.
@@ -165,9 +169,14 @@ pub fn encode_list(ids: &[BlobId]) -> Vec<u8> {
 /// Decodes a list blob.
 pub fn decode_list(id: &BlobId, b: &[u8]) -> Result<Vec<BlobId>> {
     if b.len() % 32 != 0 || b.len() / 32 > LIST_FANOUT {
-        return Err(Error::corrupt(format!("list {}", id.to_hex()), format!("bad length {}", b.len())));
+        return Err(Error::corrupt(
+            format!("list {}", id.to_hex()),
+            format!("bad length {}", b.len()),
+        ));
     }
-    Ok(b.chunks_exact(32).map(|c| BlobId::from_slice(c).expect("32 bytes")).collect())
+    Ok(b.chunks_exact(32)
+        .map(|c| BlobId::from_slice(c).expect("32 bytes"))
+        .collect())
 }
 
 /// Builds a node's content incrementally, spilling full levels into list
@@ -178,17 +187,28 @@ pub struct ContentBuilder {
 
 impl Default for ContentBuilder {
     fn default() -> Self {
-        ContentBuilder { levels: vec![Vec::new()] }
+        ContentBuilder {
+            levels: vec![Vec::new()],
+        }
     }
 }
 
 impl ContentBuilder {
     /// Appends the next chunk id.
-    pub fn push(&mut self, id: BlobId, save: &mut impl FnMut(Vec<u8>) -> Result<BlobId>) -> Result<()> {
+    pub fn push(
+        &mut self,
+        id: BlobId,
+        save: &mut impl FnMut(Vec<u8>) -> Result<BlobId>,
+    ) -> Result<()> {
         self.push_at(0, id, save)
     }
 
-    fn push_at(&mut self, level: usize, id: BlobId, save: &mut impl FnMut(Vec<u8>) -> Result<BlobId>) -> Result<()> {
+    fn push_at(
+        &mut self,
+        level: usize,
+        id: BlobId,
+        save: &mut impl FnMut(Vec<u8>) -> Result<BlobId>,
+    ) -> Result<()> {
         if self.levels.len() <= level {
             self.levels.push(Vec::new());
         }
@@ -204,14 +224,21 @@ impl ContentBuilder {
         Ok(())
     }
 
-    fn spill(&mut self, level: usize, save: &mut impl FnMut(Vec<u8>) -> Result<BlobId>) -> Result<()> {
+    fn spill(
+        &mut self,
+        level: usize,
+        save: &mut impl FnMut(Vec<u8>) -> Result<BlobId>,
+    ) -> Result<()> {
         let full = std::mem::take(&mut self.levels[level]);
         let list = save(encode_list(&full))?;
         self.push_at(level + 1, list, save)
     }
 
     /// The node's `content` and `content_depth`.
-    pub fn finish(mut self, save: &mut impl FnMut(Vec<u8>) -> Result<BlobId>) -> Result<(Vec<BlobId>, u8)> {
+    pub fn finish(
+        mut self,
+        save: &mut impl FnMut(Vec<u8>) -> Result<BlobId>,
+    ) -> Result<(Vec<BlobId>, u8)> {
         let mut level = 0;
         while level + 1 < self.levels.len() {
             if !self.levels[level].is_empty() {
@@ -242,7 +269,14 @@ mod tests {
 
     #[test]
     fn content_lists_round_trip_at_every_size() {
-        for n in [0, 1, LIST_FANOUT - 1, LIST_FANOUT, LIST_FANOUT + 1, 3 * LIST_FANOUT + 5] {
+        for n in [
+            0,
+            1,
+            LIST_FANOUT - 1,
+            LIST_FANOUT,
+            LIST_FANOUT + 1,
+            3 * LIST_FANOUT + 5,
+        ] {
             let mut store = HashMap::new();
             let mut save = |b: Vec<u8>| {
                 let id = BlobId(*blake3::hash(&b).as_bytes());
@@ -268,7 +302,10 @@ mod tests {
         let raw = OsStr::from_bytes(b"caf\xe9");
         let a = Node::new(OsStr::new("b"), NodeKind::File);
         let b = Node::new(raw, NodeKind::Dir);
-        let t1 = Tree { nodes: vec![a.clone(), b.clone()] }.encode();
+        let t1 = Tree {
+            nodes: vec![a.clone(), b.clone()],
+        }
+        .encode();
         let t2 = Tree { nodes: vec![b, a] }.encode();
         assert_eq!(t1, t2);
         let back = Tree::decode(&BlobId([0; 32]), &t1).unwrap();

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
 use crate::repository::Repository;
-use crate::snapshot::{SourceKind, Snapshot, Summary, SNAPSHOT_VERSION};
+use crate::snapshot::{Snapshot, SourceKind, Summary, SNAPSHOT_VERSION};
 use crate::tree::{Node, NodeKind, Tree};
 
 use saver::Saver;
@@ -94,7 +94,9 @@ pub struct BackupResult {
 fn validate_name(name: &str) -> Result<String> {
     let n = name.trim_start_matches('/');
     if n.is_empty() || n.contains('/') || n == "." || n == ".." {
-        return Err(Error::Invalid(format!("stream name `{name}` must be a plain file name such as db.sql")));
+        return Err(Error::Invalid(format!(
+            "stream name `{name}` must be a plain file name such as db.sql"
+        )));
     }
     Ok(n.to_owned())
 }
@@ -118,7 +120,12 @@ impl Repository {
     /// assert_eq!(out, b"hello");
     /// # Ok::<(), vault_core::Error>(())
     /// ```
-    pub fn snapshot(&self, source: Source<'_>, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupResult> {
+    pub fn snapshot(
+        &self,
+        source: Source<'_>,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<BackupResult> {
         let started = Instant::now();
         crate::snapshot::parse_time(&opts.time)?;
         let cutter = Cutter::new(self.config().chunker, self.keys().chunker_seed);
@@ -146,7 +153,11 @@ impl Repository {
             result
         })?;
         saver.finish()?;
-        if opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+        if opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
             return Err(Error::Interrupted);
         }
 
@@ -177,7 +188,11 @@ impl Repository {
             program_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         let id = self.save_snapshot(&snapshot)?;
-        Ok(BackupResult { id, snapshot, warnings })
+        Ok(BackupResult {
+            id,
+            snapshot,
+            warnings,
+        })
     }
 
     #[allow(clippy::type_complexity)]
@@ -188,11 +203,20 @@ impl Repository {
         stream: StreamSaver<'_, '_>,
         counters: &Counters,
         progress: &dyn Progress,
-    ) -> Result<(SourceKind, Vec<String>, Option<String>, Option<SnapshotId>, BlobId, Vec<Warning>)> {
+    ) -> Result<(
+        SourceKind,
+        Vec<String>,
+        Option<String>,
+        Option<SnapshotId>,
+        BlobId,
+        Vec<Warning>,
+    )> {
         match source {
             Source::Paths(paths) => {
                 if paths.is_empty() {
-                    return Err(Error::Invalid("nothing to back up: give at least one path".into()));
+                    return Err(Error::Invalid(
+                        "nothing to back up: give at least one path".into(),
+                    ));
                 }
                 let mut abs: Vec<String> = paths
                     .iter()
@@ -200,7 +224,11 @@ impl Repository {
                     .collect::<Result<_>>()?;
                 abs.sort();
                 abs.dedup();
-                let parent = if opts.force { None } else { self.find_parent(&opts.hostname, &abs)? };
+                let parent = if opts.force {
+                    None
+                } else {
+                    self.find_parent(&opts.hostname, &abs)?
+                };
                 let parent_tree = match &parent {
                     Some((_, s)) => self.load_tree(&s.tree).ok(),
                     None => None,
@@ -214,13 +242,31 @@ impl Repository {
                     warnings: Default::default(),
                 };
                 let tree = walker.save_paths(&paths, parent_tree.as_ref())?;
-                let warnings = walker.warnings.into_inner().unwrap_or_else(|p| p.into_inner());
-                Ok((SourceKind::Paths, abs, None, parent.map(|p| p.0), tree, warnings))
+                let warnings = walker
+                    .warnings
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner());
+                Ok((
+                    SourceKind::Paths,
+                    abs,
+                    None,
+                    parent.map(|p| p.0),
+                    tree,
+                    warnings,
+                ))
             }
             Source::Stream { name, reader } => {
                 let name = validate_name(&name)?;
-                let tree = self.save_stream_tree(&name, reader, opts, &stream, counters, progress)?;
-                Ok((SourceKind::Stdin, vec![format!("/{name}")], None, None, tree, Vec::new()))
+                let tree =
+                    self.save_stream_tree(&name, reader, opts, &stream, counters, progress)?;
+                Ok((
+                    SourceKind::Stdin,
+                    vec![format!("/{name}")],
+                    None,
+                    None,
+                    tree,
+                    Vec::new(),
+                ))
             }
             Source::Command { name, argv } => {
                 let name = validate_name(&name)?;
@@ -239,11 +285,20 @@ impl Repository {
                         status: format!("could not be started: {e}"),
                     })?;
                 let stdout = child.stdout.take().expect("piped");
-                let saved = self.save_stream_tree(&name, Box::new(stdout), opts, &stream, counters, progress);
+                let saved = self.save_stream_tree(
+                    &name,
+                    Box::new(stdout),
+                    opts,
+                    &stream,
+                    counters,
+                    progress,
+                );
                 if saved.is_err() {
                     let _ = child.kill();
                 }
-                let status = child.wait().map_err(|e| Error::io("waiting for", program, e))?;
+                let status = child
+                    .wait()
+                    .map_err(|e| Error::io("waiting for", program, e))?;
                 let tree = saved?;
                 if !status.success() {
                     use std::os::unix::process::ExitStatusExt;
@@ -252,9 +307,19 @@ impl Repository {
                         (None, Some(s)) => format!("was killed by signal {s}"),
                         _ => status.to_string(),
                     };
-                    return Err(Error::CommandFailed { command: display, status });
+                    return Err(Error::CommandFailed {
+                        command: display,
+                        status,
+                    });
                 }
-                Ok((SourceKind::Command, vec![format!("/{name}")], Some(display), None, tree, Vec::new()))
+                Ok((
+                    SourceKind::Command,
+                    vec![format!("/{name}")],
+                    Some(display),
+                    None,
+                    tree,
+                    Vec::new(),
+                ))
             }
         }
     }
@@ -284,8 +349,12 @@ impl Repository {
         node.content_depth = content.depth;
         node.digest = Some(content.digest);
         counters.files.fetch_add(1, Ordering::Relaxed);
-        counters.bytes_total.fetch_add(content.size, Ordering::Relaxed);
-        stream.saver.save(BlobType::Tree, &Tree { nodes: vec![node] }.encode())
+        counters
+            .bytes_total
+            .fetch_add(content.size, Ordering::Relaxed);
+        stream
+            .saver
+            .save(BlobType::Tree, &Tree { nodes: vec![node] }.encode())
     }
 
     /// The latest snapshot of the same host and paths: files unchanged since

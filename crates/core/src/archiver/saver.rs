@@ -56,7 +56,11 @@ pub(crate) struct Saver<'r> {
 
 impl<'r> Saver<'r> {
     /// A saver and the receiving end its uploader threads drain.
-    pub fn new(repo: &'r Repository, progress: &'r dyn Progress, queue: usize) -> (Self, Receiver<Finished>) {
+    pub fn new(
+        repo: &'r Repository,
+        progress: &'r dyn Progress,
+        queue: usize,
+    ) -> (Self, Receiver<Finished>) {
         let (tx, rx) = bounded(queue);
         let packers = [Mutex::new(Vec::new()), Mutex::new(Vec::new())];
         let saver = Saver {
@@ -121,9 +125,19 @@ impl<'r> Saver<'r> {
         if !self.claim(&id)? {
             return Ok(false);
         }
-        let sealed = seal_blob(self.repo.keys(), kind, &id, data, self.repo.config().compression);
-        self.stats.bytes_added.fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.stats.bytes_stored.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        let sealed = seal_blob(
+            self.repo.keys(),
+            kind,
+            &id,
+            data,
+            self.repo.config().compression,
+        );
+        self.stats
+            .bytes_added
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.stats
+            .bytes_stored
+            .fetch_add(sealed.len() as u64, Ordering::Relaxed);
         self.stats.blobs_added.fetch_add(1, Ordering::Relaxed);
         self.progress.added(data.len() as u64, sealed.len() as u64);
         let target = self.repo.config().pack_size as usize;
@@ -153,7 +167,9 @@ impl<'r> Saver<'r> {
             Some(tx) if tx.send(finished).is_ok() => Ok(()),
             _ => {
                 self.check_failed()?;
-                Err(Error::Invalid("backup aborted: the upload queue is closed".into()))
+                Err(Error::Invalid(
+                    "backup aborted: the upload queue is closed".into(),
+                ))
             }
         }
     }

@@ -126,7 +126,13 @@ impl Accumulator {
         let save = |c: &bytes::Bytes| s.saver.save(BlobType::Data, c);
         let ids: Vec<BlobId> = if parallel {
             let (ids, ()) = rayon::join(
-                || batch.chunks.par_iter().map(save).collect::<Result<Vec<_>>>(),
+                || {
+                    batch
+                        .chunks
+                        .par_iter()
+                        .map(save)
+                        .collect::<Result<Vec<_>>>()
+                },
                 || {
                     self.hasher.update_rayon(&batch.data);
                 },

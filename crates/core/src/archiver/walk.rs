@@ -125,14 +125,20 @@ impl Walker<'_, '_> {
         for p in paths {
             let abs = absolute_clean(p)?;
             if abs == Path::new("/") {
-                return Err(Error::Invalid("backing up `/` as a whole is not supported yet; name its directories".into()));
+                return Err(Error::Invalid(
+                    "backing up `/` as a whole is not supported yet; name its directories".into(),
+                ));
             }
             insert(&mut root, &abs);
         }
         self.save_vdir(&root, parent_root)
     }
 
-    fn save_vdir(&self, children: &BTreeMap<OsString, VNode>, parent: Option<&Tree>) -> Result<BlobId> {
+    fn save_vdir(
+        &self,
+        children: &BTreeMap<OsString, VNode>,
+        parent: Option<&Tree>,
+    ) -> Result<BlobId> {
         let nodes: Vec<Option<Node>> = children
             .par_iter()
             .map(|(name, v)| {
@@ -167,7 +173,9 @@ impl Walker<'_, '_> {
     }
 
     fn save_tree(&self, nodes: Vec<Node>) -> Result<BlobId> {
-        self.stream.saver.save(BlobType::Tree, &Tree { nodes }.encode())
+        self.stream
+            .saver
+            .save(BlobType::Tree, &Tree { nodes }.encode())
     }
 
     /// Saves one entry; `Ok(None)` when it could not be read (a warning is recorded).
@@ -199,13 +207,24 @@ impl Walker<'_, '_> {
                 }
             }
         } else {
-            self.warn(path, "skipped: not a regular file, directory or symbolic link".into());
+            self.warn(
+                path,
+                "skipped: not a regular file, directory or symbolic link".into(),
+            );
             Ok(None)
         }
     }
 
-    fn save_dir(&self, path: &Path, name: &OsStr, meta: &std::fs::Metadata, parent: Option<&Node>) -> Result<Option<Node>> {
-        let mut names: Vec<OsString> = match std::fs::read_dir(path).and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect()) {
+    fn save_dir(
+        &self,
+        path: &Path,
+        name: &OsStr,
+        meta: &std::fs::Metadata,
+        parent: Option<&Node>,
+    ) -> Result<Option<Node>> {
+        let mut names: Vec<OsString> = match std::fs::read_dir(path)
+            .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect())
+        {
             Ok(n) => n,
             Err(e) => {
                 self.warn(path, format!("cannot list directory: {e}"));
@@ -224,7 +243,13 @@ impl Walker<'_, '_> {
         Ok(Some(node))
     }
 
-    fn save_file(&self, path: &Path, name: &OsStr, meta: &std::fs::Metadata, parent: Option<&Node>) -> Result<Option<Node>> {
+    fn save_file(
+        &self,
+        path: &Path,
+        name: &OsStr,
+        meta: &std::fs::Metadata,
+        parent: Option<&Node>,
+    ) -> Result<Option<Node>> {
         let mut node = node_from_meta(name, NodeKind::File, meta);
         self.progress.file(path);
         if let Some(p) = parent.filter(|p| !self.force && unchanged(p, &node, meta.len())) {
@@ -234,7 +259,9 @@ impl Walker<'_, '_> {
             node.digest = p.digest.clone();
             self.counters.files.fetch_add(1, Ordering::Relaxed);
             self.counters.unchanged.fetch_add(1, Ordering::Relaxed);
-            self.counters.bytes_total.fetch_add(p.size, Ordering::Relaxed);
+            self.counters
+                .bytes_total
+                .fetch_add(p.size, Ordering::Relaxed);
             self.progress.bytes(p.size);
             return Ok(Some(node));
         }
@@ -268,7 +295,9 @@ impl Walker<'_, '_> {
         node.content_depth = content.depth;
         node.digest = Some(content.digest);
         self.counters.files.fetch_add(1, Ordering::Relaxed);
-        self.counters.bytes_total.fetch_add(content.size, Ordering::Relaxed);
+        self.counters
+            .bytes_total
+            .fetch_add(content.size, Ordering::Relaxed);
         Ok(Some(node))
     }
 }

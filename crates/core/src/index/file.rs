@@ -72,7 +72,8 @@ impl IndexFile {
             let mut entries = Vec::with_capacity(n);
             for _ in 0..n {
                 let t = r.u8()?;
-                let kind = BlobType::from_u8(t).ok_or_else(|| Error::corrupt(what, format!("unknown blob type {t}")))?;
+                let kind = BlobType::from_u8(t)
+                    .ok_or_else(|| Error::corrupt(what, format!("unknown blob type {t}")))?;
                 let id = BlobId(r.id()?);
                 let (offset, length, raw_length) = (r.u32()?, r.u32()?, r.u32()?);
                 offset
@@ -89,9 +90,14 @@ impl IndexFile {
             packs.push((pack, entries));
         }
         let ns = r.count(32)?;
-        let supersedes = (0..ns).map(|_| r.id().map(IndexId)).collect::<Result<_>>()?;
+        let supersedes = (0..ns)
+            .map(|_| r.id().map(IndexId))
+            .collect::<Result<_>>()?;
         if !r.b.is_empty() {
-            return Err(Error::corrupt(what, format!("{} trailing bytes", r.b.len())));
+            return Err(Error::corrupt(
+                what,
+                format!("{} trailing bytes", r.b.len()),
+            ));
         }
         Ok(IndexFile { packs, supersedes })
     }
@@ -106,8 +112,11 @@ impl IndexFile {
     /// Opens sealed bytes of the index object `id`.
     pub fn open(keys: &Keys, id: &IndexId, sealed: &[u8]) -> Result<IndexFile> {
         let what = format!("index {}", id.to_hex());
-        let z = keys.open(AD, sealed).map_err(|e| Error::corrupt(&what, e.to_string()))?;
-        let plain = zstd::bulk::decompress(&z, MAX_PLAIN).map_err(|e| Error::corrupt(&what, format!("zstd: {e}")))?;
+        let z = keys
+            .open(AD, sealed)
+            .map_err(|e| Error::corrupt(&what, e.to_string()))?;
+        let plain = zstd::bulk::decompress(&z, MAX_PLAIN)
+            .map_err(|e| Error::corrupt(&what, format!("zstd: {e}")))?;
         Self::decode_plain(&what, &plain)
     }
 }
@@ -130,7 +139,9 @@ impl Reader<'_> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn id(&mut self) -> Result<[u8; 32]> {
         Ok(self.take(32)?.try_into().expect("32 bytes"))
@@ -139,7 +150,10 @@ impl Reader<'_> {
     fn count(&mut self, item_len: usize) -> Result<usize> {
         let n = self.u32()? as usize;
         if n.saturating_mul(item_len) > self.b.len() {
-            return Err(Error::corrupt(self.what, format!("count {n} exceeds the remaining bytes")));
+            return Err(Error::corrupt(
+                self.what,
+                format!("count {n} exceeds the remaining bytes"),
+            ));
         }
         Ok(n)
     }
@@ -152,14 +166,21 @@ mod tests {
 
     fn sample() -> IndexFile {
         let e = |i: u8| PackEntry {
-            kind: if i % 2 == 0 { BlobType::Data } else { BlobType::Tree },
+            kind: if i % 2 == 0 {
+                BlobType::Data
+            } else {
+                BlobType::Tree
+            },
             id: BlobId([i; 32]),
             offset: u32::from(i) * 100,
             length: 100,
             raw_length: 300,
         };
         IndexFile {
-            packs: vec![(PackId([1; 32]), vec![e(1), e(2)]), (PackId([2; 32]), vec![e(3)])],
+            packs: vec![
+                (PackId([1; 32]), vec![e(1), e(2)]),
+                (PackId([2; 32]), vec![e(3)]),
+            ],
             supersedes: vec![IndexId([9; 32])],
         }
     }
@@ -177,7 +198,10 @@ mod tests {
     fn malformed_plaintext_is_rejected() {
         let plain = sample().encode_plain();
         for cut in 0..plain.len() {
-            assert!(IndexFile::decode_plain("t", &plain[..cut]).is_err(), "truncated at {cut}");
+            assert!(
+                IndexFile::decode_plain("t", &plain[..cut]).is_err(),
+                "truncated at {cut}"
+            );
         }
         let mut trailing = plain.clone();
         trailing.push(0);

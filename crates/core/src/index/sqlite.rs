@@ -63,11 +63,16 @@ impl SqliteIndex {
 
     fn open_file(path: &Path) -> Result<SqliteIndex> {
         let conn = Connection::open(path).map_err(db_err(path))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(db_err(path))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err(path))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err(path))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(db_err(path))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err(path))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err(path))?;
         let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
             .optional()
             .unwrap_or(None);
         if version.as_deref().is_some_and(|v| v != SCHEMA_VERSION) {
@@ -104,7 +109,11 @@ impl SqliteIndex {
     /// Brings the cache in line with the repository's index objects: `present`
     /// is the list of index ids in the repository, `load` fetches and opens one.
     /// Returns how many index objects were read.
-    pub fn sync(&self, present: &[IndexId], load: impl Fn(&IndexId) -> Result<IndexFile> + Sync) -> Result<usize> {
+    pub fn sync(
+        &self,
+        present: &[IndexId],
+        load: impl Fn(&IndexId) -> Result<IndexFile> + Sync,
+    ) -> Result<usize> {
         let known = self.ingested()?;
         let present_set: HashSet<IndexId> = present.iter().copied().collect();
         let stale = known.iter().any(|id| !present_set.contains(id));
@@ -112,7 +121,11 @@ impl SqliteIndex {
             self.clear()?;
         }
         let known = if stale { HashSet::new() } else { known };
-        let missing: Vec<IndexId> = present.iter().filter(|id| !known.contains(id)).copied().collect();
+        let missing: Vec<IndexId> = present
+            .iter()
+            .filter(|id| !known.contains(id))
+            .copied()
+            .collect();
         for group in missing.chunks(32) {
             use rayon::prelude::*;
             let files: Vec<(IndexId, IndexFile)> = group
@@ -129,7 +142,9 @@ impl SqliteIndex {
     /// Index objects already ingested.
     pub fn ingested(&self) -> Result<HashSet<IndexId>> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT id FROM ingested").map_err(db_err(&self.path))?;
+        let mut stmt = conn
+            .prepare("SELECT id FROM ingested")
+            .map_err(db_err(&self.path))?;
         let rows = stmt
             .query_map([], |r| r.get::<_, Vec<u8>>(0))
             .map_err(db_err(&self.path))?;
@@ -167,12 +182,22 @@ impl SqliteIndex {
                     .map_err(db_err(&self.path))?;
                 for e in entries {
                     blob_stmt
-                        .execute(params![&e.id.0[..], e.kind.to_u8(), pid, e.offset, e.length, e.raw_length])
+                        .execute(params![
+                            &e.id.0[..],
+                            e.kind.to_u8(),
+                            pid,
+                            e.offset,
+                            e.length,
+                            e.raw_length
+                        ])
                         .map_err(db_err(&self.path))?;
                 }
             }
-            tx.execute("INSERT OR IGNORE INTO ingested(id) VALUES (?1)", params![&id.0[..]])
-                .map_err(db_err(&self.path))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO ingested(id) VALUES (?1)",
+                params![&id.0[..]],
+            )
+            .map_err(db_err(&self.path))?;
         }
         tx.commit().map_err(db_err(&self.path))
     }
@@ -186,14 +211,22 @@ impl SqliteIndex {
             )
             .map_err(db_err(&self.path))?;
         stmt.query_row(params![&id.0[..]], |r| {
-            Ok((r.get::<_, u8>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get::<_, u8>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
         })
         .optional()
         .map_err(db_err(&self.path))?
         .map(|(kind, pack, offset, length, raw_length)| {
             Ok(Location {
-                kind: BlobType::from_u8(kind).ok_or_else(|| Error::cache(&self.path, "bad blob type"))?,
-                pack: PackId::from_slice(&pack).ok_or_else(|| Error::cache(&self.path, "bad pack id"))?,
+                kind: BlobType::from_u8(kind)
+                    .ok_or_else(|| Error::cache(&self.path, "bad blob type"))?,
+                pack: PackId::from_slice(&pack)
+                    .ok_or_else(|| Error::cache(&self.path, "bad pack id"))?,
                 offset,
                 length,
                 raw_length,
@@ -263,7 +296,11 @@ mod tests {
         drop(idx);
         let idx = SqliteIndex::open(Some(&path)).unwrap();
         assert_eq!(idx.len().unwrap(), 20, "persisted");
-        assert_eq!(idx.sync(&[b], load).unwrap(), 1, "a vanished: rebuilt from b");
+        assert_eq!(
+            idx.sync(&[b], load).unwrap(),
+            1,
+            "a vanished: rebuilt from b"
+        );
         assert_eq!(idx.len().unwrap(), 10);
         assert!(!idx.contains(&BlobId([16; 32])).unwrap());
     }
@@ -272,7 +309,11 @@ mod tests {
     fn garbage_cache_file_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.sqlite");
-        std::fs::write(&path, b"this is not a database at all, not even close ............").unwrap();
+        std::fs::write(
+            &path,
+            b"this is not a database at all, not even close ............",
+        )
+        .unwrap();
         let idx = SqliteIndex::open(Some(&path)).unwrap();
         assert!(idx.is_empty().unwrap());
     }

@@ -1,0 +1,104 @@
+//! `vault snapshot`
+
+use vault_core::{BackupOptions, NoProgress, Source};
+
+use crate::cli::SnapshotArgs;
+use crate::context::{hostname, now_rfc3339, username, Context};
+use crate::output::{bytes, rate};
+use crate::{CliError, Outcome};
+
+pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> {
+    let source = if args.stdin {
+        Source::Stream {
+            name: args.stdin_name.clone(),
+            reader: Box::new(std::io::stdin()),
+        }
+    } else if let Some(cmd) = &args.command {
+        let argv = shell_words::split(cmd)
+            .map_err(|e| CliError::usage(format!("cannot parse --command: {e}")))?;
+        if argv.is_empty() {
+            return Err(CliError::usage("--command is empty"));
+        }
+        Source::Command {
+            name: args.stdin_name.clone(),
+            argv,
+        }
+    } else if args.paths.is_empty() {
+        return Err(CliError::usage(
+            "nothing to back up: give paths, --stdin or --command",
+        ));
+    } else {
+        Source::Paths(args.paths.clone())
+    };
+    let time = match &args.time {
+        Some(t) => {
+            vault_core::snapshot::parse_time(t)?;
+            t.clone()
+        }
+        None => now_rfc3339(),
+    };
+    let repo = ctx.open()?;
+    let opts = BackupOptions {
+        hostname: args.host.clone().unwrap_or_else(hostname),
+        username: username(),
+        tags: args.tags.clone(),
+        time,
+        force: args.force,
+        cancel: None,
+        upload_threads: 2,
+    };
+    let done = repo.snapshot(source, &opts, &NoProgress)?;
+    for w in &done.warnings {
+        if ctx.global.json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"message_type": "warning", "path": w.path, "message": w.message})
+            );
+        } else {
+            eprintln!("warning: {}: {}", w.path.display(), w.message);
+        }
+    }
+    let s = &done.snapshot.summary;
+    if ctx.global.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "message_type": "summary",
+                "snapshot_id": done.id.to_hex(),
+                "short_id": done.id.to_string(),
+                "files": s.files,
+                "files_unchanged": s.files_unchanged,
+                "dirs": s.dirs,
+                "bytes_total": s.bytes_total,
+                "bytes_read": s.bytes_read,
+                "bytes_added": s.bytes_added,
+                "bytes_stored": s.bytes_stored,
+                "blobs_added": s.blobs_added,
+                "errors": s.errors,
+                "duration_seconds": s.duration_seconds,
+            })
+        );
+    } else if !ctx.global.quiet {
+        println!("snapshot {} saved", done.id);
+        println!(
+            "files: {} ({} unchanged), read {}, new {}, stored {}, in {:.2} s ({})",
+            s.files,
+            s.files_unchanged,
+            bytes(s.bytes_read),
+            bytes(s.bytes_added),
+            bytes(s.bytes_stored),
+            s.duration_seconds,
+            rate(s.bytes_read, s.duration_seconds)
+        );
+    }
+    if done.warnings.is_empty() {
+        Ok(Outcome::Success)
+    } else {
+        eprintln!(
+            "vault: {} source entr{} could not be read; the snapshot holds everything else",
+            done.warnings.len(),
+            if done.warnings.len() == 1 { "y" } else { "ies" }
+        );
+        Ok(Outcome::PartialSnapshot)
+    }
+}

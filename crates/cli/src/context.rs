@@ -1,0 +1,143 @@
+//! Turning global options and the environment into an open repository.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use vault_core::{OpenOptions, Repository, SnapshotFilter};
+use vault_store::Backend;
+
+use crate::cli::{FilterArgs, GlobalArgs};
+use crate::CliError;
+
+/// What every command needs: where the repository is and how to unlock it.
+pub struct Context<'a> {
+    pub global: &'a GlobalArgs,
+}
+
+impl Context<'_> {
+    /// The repository location, required.
+    pub fn backend(&self) -> Result<Arc<dyn Backend>, CliError> {
+        let url = self.global.repo.as_deref().ok_or_else(|| {
+            CliError::usage("no repository given: use --repo PATH or set VAULT_REPOSITORY")
+        })?;
+        Ok(vault_store::open_url(url)?)
+    }
+
+    /// The password from (in order) --password-file, --password-command,
+    /// VAULT_PASSWORD, or a prompt when a terminal is attached.
+    pub fn password(&self, confirm: bool) -> Result<Vec<u8>, CliError> {
+        if let Some(path) = &self.global.password_file {
+            let text = std::fs::read(path).map_err(|e| {
+                CliError::fatal(format!("cannot read password file {}: {e}", path.display()))
+            })?;
+            return Ok(first_line(text));
+        }
+        if let Some(cmd) = &self.global.password_command {
+            let argv = shell_words::split(cmd)
+                .map_err(|e| CliError::fatal(format!("cannot parse --password-command: {e}")))?;
+            let (prog, args) = argv
+                .split_first()
+                .ok_or_else(|| CliError::fatal("--password-command is empty"))?;
+            let out = std::process::Command::new(prog)
+                .args(args)
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| {
+                    CliError::fatal(format!("cannot run password command `{cmd}`: {e}"))
+                })?;
+            if !out.status.success() {
+                return Err(CliError::fatal(format!(
+                    "password command `{cmd}` failed ({})",
+                    out.status
+                )));
+            }
+            return Ok(first_line(out.stdout));
+        }
+        if let Some(pw) = std::env::var_os("VAULT_PASSWORD") {
+            return Ok(pw.into_encoded_bytes());
+        }
+        if std::io::stdin().is_terminal() {
+            let pw = rpassword::prompt_password("repository password: ")
+                .map_err(|e| CliError::fatal(format!("cannot read the password: {e}")))?;
+            if confirm {
+                let again = rpassword::prompt_password("repeat the password: ")
+                    .map_err(|e| CliError::fatal(format!("cannot read the password: {e}")))?;
+                if again != pw {
+                    return Err(CliError::fatal("the passwords do not match"));
+                }
+            }
+            if pw.is_empty() {
+                return Err(CliError::fatal("an empty password is not allowed"));
+            }
+            return Ok(pw.into_bytes());
+        }
+        Err(CliError::fatal(
+            "no password given: set VAULT_PASSWORD, VAULT_PASSWORD_FILE or VAULT_PASSWORD_COMMAND, or run on a terminal",
+        ))
+    }
+
+    /// The cache directory: --cache-dir, else the user's cache directory.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        self.global
+            .cache_dir
+            .clone()
+            .or_else(|| dirs::cache_dir().map(|d| d.join("vault")))
+    }
+
+    /// Opens the repository.
+    pub fn open(&self) -> Result<Repository, CliError> {
+        let backend = self.backend()?;
+        // Fail fast on a missing repository before asking for a password.
+        match backend.size(&vault_store::Handle::config()) {
+            Err(e) if e.is_not_found() => {
+                return Err(vault_core::Error::RepositoryNotFound {
+                    location: backend.location(),
+                }
+                .into())
+            }
+            _ => {}
+        }
+        let password = self.password(false)?;
+        let opts = OpenOptions {
+            cache_dir: self.cache_dir(),
+        };
+        Ok(Repository::open(backend, &password, &opts)?)
+    }
+}
+
+fn first_line(mut b: Vec<u8>) -> Vec<u8> {
+    if let Some(i) = b.iter().position(|&c| c == b'\n') {
+        b.truncate(i);
+    }
+    if b.last() == Some(&b'\r') {
+        b.pop();
+    }
+    b
+}
+
+impl From<&FilterArgs> for SnapshotFilter {
+    fn from(f: &FilterArgs) -> Self {
+        SnapshotFilter {
+            hosts: f.hosts.clone(),
+            tags: f.tags.clone(),
+            paths: f.paths.clone(),
+        }
+    }
+}
+
+/// Now, with the local offset.
+pub fn now_rfc3339() -> String {
+    let now = jiff::Zoned::now();
+    vault_core::snapshot::format_time(now.timestamp(), now.offset())
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// The user running vault.
+pub fn username() -> String {
+    std::env::var("USER").unwrap_or_default()
+}

@@ -1,0 +1,227 @@
+//! Bad input: clear errors, documented exit codes, nothing lost.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use vault_tests::servers::{is_root, unprivileged};
+use vault_tests::text_like;
+
+use super::{harness, repo};
+
+fn listing(p: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    fn walk(p: &Path, out: &mut Vec<(String, u64)>) {
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                walk(&e.path(), out);
+            } else {
+                out.push((e.path().to_string_lossy().into_owned(), m.len()));
+            }
+        }
+    }
+    walk(p, &mut out);
+    out.sort();
+    out
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn wrong_password_exits_12_and_changes_nothing() {
+    let mut h = repo(None);
+    h.snapshot_stdin("a", b"hello", &[]);
+    let before = listing(Path::new(&h.repo));
+    h.password = "not the password".into();
+    for args in [
+        &["snapshots"][..],
+        &["snapshot", "--stdin"],
+        &["dump", "latest", "a"],
+    ] {
+        let out = h.run(args);
+        assert_eq!(out.status.code(), Some(12), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
+    }
+    assert_eq!(listing(Path::new(&h.repo)), before);
+}
+
+#[test]
+fn missing_repository_exits_10() {
+    let h = harness();
+    for args in [
+        &["snapshots"][..],
+        &["snapshot", "/etc/hostname"],
+        &["restore", "latest", "--target", "/tmp/x"],
+    ] {
+        let out = h.run(args);
+        assert_eq!(out.status.code(), Some(10), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("no repository"), "{}", stderr(&out));
+    }
+    assert!(!Path::new(&h.repo).exists(), "nothing was created");
+}
+
+#[test]
+fn init_refuses_an_existing_repository() {
+    let h = repo(None);
+    let out = h.run(&["init"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+}
+
+#[test]
+fn failing_command_creates_no_snapshot() {
+    let h = repo(None);
+    for (cmd, expect) in [
+        ("sh -c 'echo partial; exit 3'", "exited with status 3"),
+        ("/nonexistent/pg_dump mydb", "could not be started"),
+        ("sh -c 'kill -9 $$'", "killed by signal 9"),
+    ] {
+        let out = h.run(&["snapshot", "--command", cmd, "--stdin-name", "db.sql"]);
+        assert_ne!(out.status.code(), Some(0), "{cmd}");
+        assert!(stderr(&out).contains(expect), "{cmd}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no snapshot was created"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(h.snapshots().is_empty());
+    // Quoting follows shell rules without a shell.
+    let s = h.snapshot(&[
+        "--command",
+        "printf '%s|%s' 'a b' \"c'd\"",
+        "--stdin-name",
+        "out",
+    ]);
+    assert_eq!(s["files"], 1);
+    assert_eq!(h.dump("latest", "out"), b"a b|c'd");
+}
+
+#[test]
+fn unreadable_file_exits_3_and_saves_the_rest() {
+    let h = repo(None);
+    let src = h.join("src");
+    std::fs::create_dir_all(src.join("locked")).unwrap();
+    std::fs::write(src.join("readable.txt"), text_like(10_000, 1)).unwrap();
+    std::fs::write(src.join("secret.txt"), b"top secret").unwrap();
+    std::fs::write(src.join("locked/inner.txt"), b"inner").unwrap();
+    std::fs::set_permissions(
+        src.join("secret.txt"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads everything: run the backup as an unprivileged user then.
+    let mut cmd = if is_root() {
+        unprivileged(h.bin())
+    } else {
+        h.cmd()
+    };
+    h.configure(&mut cmd);
+    // The repository and cache must be writable by that user.
+    let chmod = std::process::Command::new("chmod")
+        .args(["-R", "a+rwX", &h.repo])
+        .status()
+        .unwrap();
+    assert!(chmod.success());
+    let out = cmd
+        .args(["snapshot", "--json", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("secret.txt"), "{err}");
+    assert!(err.contains("locked"), "{err}");
+    let listing = String::from_utf8(h.ok(&["ls", "latest"])).unwrap();
+    assert!(listing.contains("readable.txt"), "{listing}");
+    assert!(!listing.contains("secret.txt"), "{listing}");
+    assert_eq!(
+        h.dump("latest", &format!("{}/readable.txt", src.display())),
+        text_like(10_000, 1)
+    );
+}
+
+#[test]
+fn deleted_cache_is_rebuilt() {
+    let h = repo(Some("64K"));
+    let data = text_like(3 << 20, 5);
+    h.snapshot_stdin("x", &data, &[]);
+    std::fs::remove_dir_all(&h.cache).unwrap();
+    assert_eq!(h.dump("latest", "x"), data);
+    assert!(h.cache.exists(), "cache recreated");
+    std::fs::remove_dir_all(&h.cache).unwrap();
+    let s = h.snapshot_stdin("x", &data, &[]);
+    // Only the new root tree (the stream node carries the snapshot time) is new.
+    assert_eq!(
+        s["blobs_added"], 1,
+        "dedup works against the rebuilt cache: {s}"
+    );
+    // A cache file full of garbage is replaced, not trusted.
+    let db = std::fs::read_dir(&h.cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("index.sqlite");
+    std::fs::write(&db, vec![0xAB; 8192]).unwrap();
+    assert_eq!(h.dump("latest", "x"), data);
+}
+
+#[test]
+fn snapshot_selection_by_prefix_latest_and_filters() {
+    let h = repo(None);
+    h.snapshot_stdin(
+        "a",
+        b"one",
+        &[
+            "--tag",
+            "db",
+            "--host",
+            "alpha",
+            "--time",
+            "2026-01-01T00:00:00Z",
+        ],
+    );
+    h.snapshot_stdin(
+        "a",
+        b"two",
+        &[
+            "--tag",
+            "redis",
+            "--host",
+            "beta",
+            "--time",
+            "2026-01-02T00:00:00+02:00",
+        ],
+    );
+    assert_eq!(h.dump("latest", "a"), b"two");
+    assert_eq!(h.ok(&["dump", "latest", "a", "--tag", "db"]), b"one");
+    assert_eq!(h.ok(&["dump", "latest", "a", "--host", "beta"]), b"two");
+    let snaps = h.snapshots();
+    let first = snaps.iter().find(|s| s["hostname"] == "alpha").unwrap();
+    assert_eq!(first["time"], "2026-01-01T00:00:00Z");
+    assert_eq!(first["tags"], serde_json::json!(["db"]));
+    assert_eq!(first["paths"], serde_json::json!(["/a"]));
+    assert_eq!(
+        first["short_id"].as_str().unwrap(),
+        &first["id"].as_str().unwrap()[..8]
+    );
+    assert!(first["summary"]["bytes_read"] == 3);
+    let id = first["id"].as_str().unwrap();
+    assert_eq!(h.dump(&id[..4], "a"), b"one");
+    let out = h.run(&["dump", "abc", "a"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("at least 4 hex digits"),
+        "{}",
+        stderr(&out)
+    );
+    let out = h.run(&["dump", "latest", "missing"]);
+    assert!(stderr(&out).contains("no such file"), "{}", stderr(&out));
+    let out = h.run(&["snapshot", "--stdin", "--time", "yesterday"]);
+    assert_eq!(out.status.code(), Some(1));
+}
