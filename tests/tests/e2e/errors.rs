@@ -225,3 +225,44 @@ fn snapshot_selection_by_prefix_latest_and_filters() {
     let out = h.run(&["snapshot", "--stdin", "--time", "yesterday"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn password_sources_file_command_and_env() {
+    let h = repo(None);
+    h.snapshot_stdin("a", b"data", &[]);
+    let pwfile = h.join("pw");
+    std::fs::write(&pwfile, format!("{}\nsecond line ignored\n", h.password)).unwrap();
+    let run = |envs: &[(&str, &str)]| {
+        let mut c = h.cmd();
+        c.env_remove("VAULT_PASSWORD");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.args(["dump", "latest", "a"]).output().unwrap()
+    };
+    let out = run(&[("VAULT_PASSWORD_FILE", pwfile.to_str().unwrap())]);
+    assert_eq!(out.stdout, b"data", "{}", stderr(&out));
+    let cmd = format!("cat '{}'", pwfile.display());
+    let out = run(&[("VAULT_PASSWORD_COMMAND", &cmd)]);
+    assert_eq!(out.stdout, b"data", "{}", stderr(&out));
+    // The file wins over a wrong VAULT_PASSWORD.
+    let out = run(&[
+        ("VAULT_PASSWORD_FILE", pwfile.to_str().unwrap()),
+        ("VAULT_PASSWORD", "wrong"),
+    ]);
+    assert_eq!(out.stdout, b"data", "{}", stderr(&out));
+    let out = run(&[("VAULT_PASSWORD_COMMAND", "false")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("password command"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no password given"),
+        "{}",
+        stderr(&out)
+    );
+}

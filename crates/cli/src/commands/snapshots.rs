@@ -44,9 +44,9 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotsArgs) -> Result<Outcome, CliError>
     );
     for (id, s) in &list {
         println!(
-            "{:<8}  {:<25}  {:<16}  {:<16}  {:>10}  {}",
+            "{:<8}  {:<19}  {:<16}  {:<16}  {:>10}  {}",
             id.to_string(),
-            s.time.get(..25).unwrap_or(&s.time),
+            s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
             s.hostname,
             s.tags.join(","),
             bytes(s.summary.bytes_total),
