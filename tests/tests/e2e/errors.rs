@@ -266,3 +266,45 @@ fn password_sources_file_command_and_env() {
         stderr(&out)
     );
 }
+
+/// Runs `vault ARGS` under a pseudo-terminal (util-linux `script`), typing `lines`.
+fn on_terminal(h: &vault_tests::Harness, args: &str, lines: &[&str]) -> std::process::Output {
+    use std::io::Write;
+    let mut c = std::process::Command::new("script");
+    h.configure(&mut c);
+    c.env_remove("VAULT_PASSWORD")
+        .args([
+            "-qec",
+            &format!("{} {args}", h.bin().display()),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("script(1) from util-linux");
+    let mut stdin = child.stdin.take().unwrap();
+    for l in lines {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        writeln!(stdin, "{l}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    out
+}
+
+#[test]
+fn init_on_a_terminal_asks_twice() {
+    let h = harness();
+    let out = on_terminal(&h, "init", &["typed secret", "typed secret"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("repeat the password"), "{text}");
+    let mut h = h;
+    h.password = "typed secret".into();
+    assert!(h.snapshots().is_empty());
+    let other = harness();
+    let out = on_terminal(&other, "init", &["one", "two"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("do not match"));
+    assert!(!Path::new(&other.repo).join("config").exists());
+}
