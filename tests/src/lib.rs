@@ -255,6 +255,7 @@ pub fn assert_same_tree(original: &Path, restored: &Path) {
     b.sort();
     let names_a: Vec<_> = a.iter().map(|e| &e.0).collect();
     let names_b: Vec<_> = b.iter().map(|e| &e.0).collect();
+    let rel = |p: &PathBuf| p.display().to_string();
     assert_eq!(
         names_a,
         names_b,
@@ -262,8 +263,9 @@ pub fn assert_same_tree(original: &Path, restored: &Path) {
         original.display(),
         restored.display()
     );
-    for ((rel, _), (_, _)) in a.iter().zip(&b) {
-        let (pa, pb) = (original.join(rel), restored.join(rel));
+    for ((relp, _), (_, _)) in a.iter().zip(&b) {
+        let (pa, pb) = (original.join(relp), restored.join(relp));
+        let rel = rel(relp);
         let (ma, mb) = (
             std::fs::symlink_metadata(&pa).unwrap(),
             std::fs::symlink_metadata(&pb).unwrap(),
@@ -293,12 +295,12 @@ pub fn assert_same_tree(original: &Path, restored: &Path) {
     }
 }
 
-fn list_tree(root: &Path) -> Vec<(String, bool)> {
+fn list_tree(root: &Path) -> Vec<(PathBuf, bool)> {
     let mut out = Vec::new();
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, bool)>) {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, bool)>) {
         for e in std::fs::read_dir(dir).unwrap().flatten() {
             let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
             let is_dir = e.file_type().unwrap().is_dir();
             out.push((rel, is_dir));
             if is_dir {

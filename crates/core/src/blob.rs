@@ -70,8 +70,8 @@ const ENC_ZSTD: u8 = 1;
 /// Reserved for delta blobs (see module docs).
 pub const ENC_ZSTD_DELTA: u8 = 2;
 
-/// Largest plaintext a blob may have (bounds decompression).
-pub const MAX_BLOB_SIZE: usize = 64 * 1024 * 1024;
+/// Largest plaintext a blob may have (bounds decompression; writers refuse larger).
+pub const MAX_BLOB_SIZE: usize = 256 * 1024 * 1024;
 
 fn associated_data(kind: BlobType, id: &BlobId) -> [u8; 46] {
     let mut ad = [0u8; 46];
@@ -205,7 +205,7 @@ pub fn open_blob(
             format!("size {} differs from the recorded {raw_len}", plain.len()),
         ));
     }
-    if keys.blob_id(&plain) != *id {
+    if keys.blob_id(kind, &plain) != *id {
         return Err(Error::corrupt(what(), "content does not match its id"));
     }
     Ok(plain)
@@ -225,7 +225,7 @@ mod tests {
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         for data in [&text[..], &random[..], b"", b"x"] {
-            let id = k.blob_id(data);
+            let id = k.blob_id(BlobType::Data, data);
             let sealed = seal_blob(&k, BlobType::Data, &id, data, Compression::default());
             assert_eq!(
                 open_blob(&k, BlobType::Data, &id, &sealed, data.len() as u32).unwrap(),
@@ -233,7 +233,7 @@ mod tests {
             );
             assert!(open_blob(&k, BlobType::Tree, &id, &sealed, data.len() as u32).is_err());
         }
-        let id = k.blob_id(&text);
+        let id = k.blob_id(BlobType::Data, &text);
         let sealed = seal_blob(&k, BlobType::Data, &id, &text, Compression::default());
         assert!(sealed.len() < text.len() / 10);
         assert!(
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn wrong_id_is_rejected() {
         let k = MasterKey::generate().keys();
-        let wrong = k.blob_id(b"other");
+        let wrong = k.blob_id(BlobType::Data, b"other");
         let sealed = seal_blob(&k, BlobType::Data, &wrong, b"data", Compression::default());
         let err = open_blob(&k, BlobType::Data, &wrong, &sealed, 4).unwrap_err();
         assert!(err.to_string().contains("does not match its id"), "{err}");
@@ -256,7 +256,7 @@ mod tests {
         #[test]
         fn any_changed_byte_fails(data in proptest::collection::vec(0u8..4, 1..3000), pos in any::<prop::sample::Index>()) {
             let k = MasterKey::from_bytes([3; 32]).keys();
-            let id = k.blob_id(&data);
+            let id = k.blob_id(BlobType::Data, &data);
             let mut sealed = seal_blob(&k, BlobType::Data, &id, &data, Compression::default());
             let i = pos.index(sealed.len());
             sealed[i] ^= 0x40;

@@ -19,6 +19,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::blob::BlobType;
 use crate::id::BlobId;
 
 /// Bytes a sealed object adds to its plaintext: nonce and tag.
@@ -58,7 +59,11 @@ impl MasterKey {
         let seed = sub("vault 2026-11 chunker gear seed");
         Keys {
             seal: sub("vault 2026-11 seal key"),
-            id: sub("vault 2026-11 blob id key"),
+            id: [
+                sub("vault 2026-11 blob id key: data"),
+                sub("vault 2026-11 blob id key: tree"),
+                sub("vault 2026-11 blob id key: list"),
+            ],
             digest: sub("vault 2026-11 content digest key"),
             chunker_seed: u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")),
         }
@@ -69,7 +74,9 @@ impl MasterKey {
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Keys {
     seal: [u8; 32],
-    id: [u8; 32],
+    /// One id key per blob type, so a file whose bytes equal a tree's never
+    /// shares its id.
+    id: [[u8; 32]; 3],
     digest: [u8; 32],
     /// Seed XOR'd into FastCDC's gear table, so chunk boundaries depend on the key.
     pub chunker_seed: u64,
@@ -82,9 +89,9 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// Keyed BLAKE3 of a blob's plaintext: its id.
-    pub fn blob_id(&self, data: &[u8]) -> BlobId {
-        BlobId(*blake3::keyed_hash(&self.id, data).as_bytes())
+    /// Keyed BLAKE3 of a blob's plaintext, keyed per blob type: its id.
+    pub fn blob_id(&self, kind: BlobType, data: &[u8]) -> BlobId {
+        BlobId(*blake3::keyed_hash(&self.id[usize::from(kind.to_u8())], data).as_bytes())
     }
 
     /// A hasher for the whole-content digest recorded in file nodes.
@@ -174,7 +181,7 @@ impl KdfParams {
 
     /// Rejects values a hostile key object could use to exhaust memory or time.
     pub fn validate(&self) -> Result<(), String> {
-        if self.memory_kib > 4 * 1024 * 1024 || self.iterations > 100 || self.parallelism > 64 {
+        if self.memory_kib > 1024 * 1024 || self.iterations > 20 || self.parallelism > 16 {
             return Err(format!("argon2id parameters out of range: {self:?}"));
         }
         Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
@@ -214,11 +221,22 @@ mod tests {
     #[test]
     fn subkeys_differ_and_ids_are_keyed() {
         let k = keys();
-        assert_ne!(k.seal, k.id);
-        assert_ne!(k.id, k.digest);
-        assert_ne!(k.blob_id(b"x").0, *blake3::hash(b"x").as_bytes());
+        assert_ne!(k.seal, k.id[0]);
+        assert_ne!(k.id[0], k.digest);
+        assert_ne!(k.id[0], k.id[1]);
+        assert_ne!(
+            k.blob_id(BlobType::Data, b"x").0,
+            *blake3::hash(b"x").as_bytes()
+        );
+        assert_ne!(
+            k.blob_id(BlobType::Data, b"{}"),
+            k.blob_id(BlobType::Tree, b"{}")
+        );
         let other = MasterKey::from_bytes([8; 32]).keys();
-        assert_ne!(k.blob_id(b"x"), other.blob_id(b"x"));
+        assert_ne!(
+            k.blob_id(BlobType::Data, b"x"),
+            other.blob_id(BlobType::Data, b"x")
+        );
         assert_ne!(k.chunker_seed, other.chunker_seed);
     }
 

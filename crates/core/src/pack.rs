@@ -201,7 +201,7 @@ mod tests {
         let mut w = PackWriter::default();
         let blobs: Vec<Vec<u8>> = (0..20).map(|i| vec![i as u8; 1000 * i]).collect();
         for b in &blobs {
-            let id = k.blob_id(b);
+            let id = k.blob_id(BlobType::Data, b);
             w.add(
                 BlobType::Data,
                 id,

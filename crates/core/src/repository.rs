@@ -253,41 +253,56 @@ impl Repository {
             .read(&Handle::config())
             .map_err(map_not_found(&*backend))?;
         let keys = backend.list(FileType::Key)?;
+        let mut unlocked_foreign = None;
         let mut found = None;
         for (name, _) in &keys {
             let bytes = backend.read(&Handle::new(FileType::Key, name.clone())?)?;
+            if hex::encode(object_hash(&bytes)) != *name {
+                continue; // damaged or renamed: a good key may follow
+            }
             let key = match KeyFile::decode(name, &bytes) {
                 Ok(k) => k,
                 Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
-                Err(_) => continue, // a damaged key must not hide a good one
+                Err(_) => continue,
             };
-            if let Some(master) = key.unlock(password) {
-                let id = KeyId::from_hex(name).unwrap_or(KeyId(object_hash(&bytes)));
-                found = Some((master, id));
-                break;
+            let Some(master) = key.unlock(password) else {
+                continue;
+            };
+            let id = KeyId::from_hex(name).expect("checked above");
+            // A key that unlocks but does not open the config belongs to
+            // another repository (or a crashed init): keep looking.
+            match master.keys().open(CONFIG_AD, &sealed_config) {
+                Ok(plain) => {
+                    found = Some((master, id, plain));
+                    break;
+                }
+                Err(_) => unlocked_foreign = Some(id),
             }
         }
-        let Some((master, key_id)) = found else {
+        let Some((master, key_id, plain)) = found else {
+            if let Some(id) = unlocked_foreign {
+                return Err(Error::corrupt(
+                    "config",
+                    format!("the password opens key {id}, but that key does not open this repository's config: the key belongs to another repository, or config was altered"),
+                ));
+            }
             return Err(Error::WrongPassword {
                 location: backend.location(),
                 keys: keys.len(),
             });
         };
         let keys = master.keys();
-        let plain = keys.open(CONFIG_AD, &sealed_config).map_err(|_| {
-            Error::corrupt(
+        let config = decode_versioned::<Config>("config", &plain, REPO_VERSION)?;
+        if !(1 << 20..=1 << 30).contains(&config.pack_size)
+            || config
+                .compression
+                .zstd_level
+                .is_some_and(|l| !(-7..=22).contains(&l))
+        {
+            return Err(Error::corrupt(
                 "config",
-                format!("it does not open with key {key_id}: the key belongs to another repository, or config was altered"),
-            )
-        })?;
-        let config: Config =
-            serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", e.to_string()))?;
-        if config.version != REPO_VERSION {
-            return Err(Error::UnsupportedVersion {
-                what: "repository".into(),
-                found: config.version,
-                supported: REPO_VERSION,
-            });
+                "pack size or compression level out of range",
+            ));
         }
         config
             .chunker
@@ -394,16 +409,7 @@ impl Repository {
             .keys
             .open(SNAPSHOT_AD, &bytes)
             .map_err(|e| Error::corrupt(what(), e.to_string()))?;
-        let s: Snapshot =
-            serde_json::from_slice(&plain).map_err(|e| Error::corrupt(what(), e.to_string()))?;
-        if s.version != crate::snapshot::SNAPSHOT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                what: what(),
-                found: s.version,
-                supported: crate::snapshot::SNAPSHOT_VERSION,
-            });
-        }
-        Ok(s)
+        decode_versioned(&what(), &plain, crate::snapshot::SNAPSHOT_VERSION)
     }
 
     /// Ids of all snapshot objects.
@@ -416,19 +422,41 @@ impl Repository {
             .collect())
     }
 
-    /// All snapshots, oldest first.
+    /// All readable snapshots, oldest first. Damaged ones are left out; see
+    /// [`Repository::list_snapshots_checked`] to learn about them.
     pub fn list_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        Ok(self.list_snapshots_checked()?.0)
+    }
+
+    /// All snapshots, oldest first, and the ones that could not be read.
+    /// One damaged snapshot never hides the others.
+    #[allow(clippy::type_complexity)]
+    pub fn list_snapshots_checked(
+        &self,
+    ) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(SnapshotId, Error)>)> {
         let ids = self.snapshot_ids()?;
-        let mut all: Vec<(SnapshotId, Snapshot, jiff::Timestamp)> = ids
+        let loaded: Vec<(SnapshotId, Result<(Snapshot, jiff::Timestamp)>)> = ids
             .par_iter()
             .map(|id| {
-                let s = self.load_snapshot(id)?;
-                let t = s.timestamp()?;
-                Ok((*id, s, t))
+                let r = self.load_snapshot(id).and_then(|s| {
+                    let t = s.timestamp()?;
+                    Ok((s, t))
+                });
+                (*id, r)
             })
-            .collect::<Result<_>>()?;
-        all.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)));
-        Ok(all.into_iter().map(|(i, s, _)| (i, s)).collect())
+            .collect();
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (id, r) in loaded {
+            match r {
+                Ok((s, t)) => good.push((id, s, t)),
+                // An unreachable store is not a damaged snapshot.
+                Err(Error::Store(e)) if !e.is_not_found() => return Err(Error::Store(e)),
+                Err(e) => bad.push((id, e)),
+            }
+        }
+        good.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)));
+        Ok((good.into_iter().map(|(i, s, _)| (i, s)).collect(), bad))
     }
 
     /// Resolves `latest`, a full id or a unique prefix of at least 4 hex digits,
@@ -530,6 +558,29 @@ impl Repository {
         }
         Ok(())
     }
+}
+
+/// Decodes JSON after checking its `version` field, so a newer format is
+/// reported as such rather than as damage.
+fn decode_versioned<T: serde::de::DeserializeOwned>(
+    what: &str,
+    plain: &[u8],
+    supported: u32,
+) -> Result<T> {
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    let v: Version =
+        serde_json::from_slice(plain).map_err(|e| Error::corrupt(what, e.to_string()))?;
+    if v.version != supported {
+        return Err(Error::UnsupportedVersion {
+            what: what.to_owned(),
+            found: v.version,
+            supported,
+        });
+    }
+    serde_json::from_slice(plain).map_err(|e| Error::corrupt(what, e.to_string()))
 }
 
 fn put_content_addressed(backend: &dyn Backend, kind: FileType, bytes: Bytes) -> Result<[u8; 32]> {

@@ -61,7 +61,6 @@ pub struct RestoreSummary {
 }
 
 struct Job<'a> {
-    target: &'a Path,
     include: Option<GlobSet>,
     progress: &'a dyn Progress,
 }
@@ -110,7 +109,6 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<RestoreSummary> {
         let job = Job {
-            target,
             include: build_globs(&opts.include)?,
             progress,
         };
@@ -119,7 +117,15 @@ impl Repository {
         progress.total(snapshot.summary.bytes_total);
         let mut summary = RestoreSummary::default();
         let mut dirs = Vec::new();
-        self.restore_nodes(&job, "/", &root.nodes, false, &mut summary, &mut dirs);
+        self.restore_nodes(
+            &job,
+            "/",
+            target,
+            &root.nodes,
+            false,
+            &mut summary,
+            &mut dirs,
+        );
         // Directory metadata last, deepest first, so children could be written.
         for (path, node) in dirs.iter().rev() {
             apply_metadata(path, node);
@@ -127,26 +133,32 @@ impl Repository {
         Ok(summary)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn restore_nodes(
         &self,
         job: &Job<'_>,
         parent: &str,
+        dest_dir: &Path,
         nodes: &[Node],
         selected: bool,
         summary: &mut RestoreSummary,
         dirs: &mut Vec<(PathBuf, Node)>,
     ) {
         let is_selected = |p: &str| selected || job.include.as_ref().is_none_or(|g| g.is_match(p));
-        // Files of this directory in parallel.
-        let files: Vec<(String, &Node)> = nodes
-            .iter()
-            .filter(|n| n.kind != NodeKind::Dir)
-            .map(|n| (join_snap(parent, &n.name_os()), n))
-            .filter(|(p, _)| is_selected(p))
-            .collect();
-        let results: Vec<(String, NodeKind, Result<u64>)> = files
+        let mut entries = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let name = n.name_os();
+            let path = join_snap(parent, &name);
+            match safe_name(&name) {
+                Ok(()) => entries.push((path, dest_dir.join(&name), n)),
+                Err(message) => summary.errors.push(RestoreError { path, message }),
+            }
+        }
+        // Files and links of this directory in parallel.
+        let results: Vec<(String, NodeKind, Result<u64>)> = entries
             .par_iter()
-            .map(|(p, n)| (p.clone(), n.kind, self.restore_leaf(job, p, n)))
+            .filter(|(p, _, n)| n.kind != NodeKind::Dir && is_selected(p))
+            .map(|(p, dest, n)| (p.clone(), n.kind, self.restore_leaf(job, p, dest, n)))
             .collect();
         for (path, kind, r) in results {
             match r {
@@ -163,8 +175,10 @@ impl Repository {
                 }),
             }
         }
-        for n in nodes.iter().filter(|n| n.kind == NodeKind::Dir) {
-            let path = join_snap(parent, &n.name_os());
+        for (path, dest, n) in entries
+            .into_iter()
+            .filter(|(_, _, n)| n.kind == NodeKind::Dir)
+        {
             let sel = is_selected(&path);
             let tree = match n.subtree.map(|id| self.load_tree(&id)) {
                 Some(Ok(t)) => t,
@@ -177,7 +191,6 @@ impl Repository {
                 }
                 None => Default::default(),
             };
-            let dest = job.target.join(path.trim_start_matches('/'));
             if sel {
                 if let Err(e) = std::fs::create_dir_all(&dest) {
                     summary.errors.push(RestoreError {
@@ -188,52 +201,57 @@ impl Repository {
                 }
                 summary.dirs += 1;
             }
-            self.restore_nodes(job, &path, &tree.nodes, sel, summary, dirs);
+            self.restore_nodes(job, &path, &dest, &tree.nodes, sel, summary, dirs);
             if dest.is_dir() {
                 dirs.push((dest, n.clone()));
             }
         }
     }
 
-    fn restore_leaf(&self, job: &Job<'_>, snap_path: &str, node: &Node) -> Result<u64> {
-        let dest = job.target.join(snap_path.trim_start_matches('/'));
+    fn restore_leaf(
+        &self,
+        job: &Job<'_>,
+        snap_path: &str,
+        dest: &Path,
+        node: &Node,
+    ) -> Result<u64> {
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
         }
-        match std::fs::symlink_metadata(&dest) {
+        match std::fs::symlink_metadata(dest) {
             Ok(m) if m.is_dir() => {
                 return Err(Error::Invalid(format!(
                     "{} exists and is a directory",
                     dest.display()
                 )))
             }
-            Ok(_) => std::fs::remove_file(&dest).map_err(|e| Error::io("replacing", &dest, e))?,
+            Ok(_) => std::fs::remove_file(dest).map_err(|e| Error::io("replacing", dest, e))?,
             Err(_) => {}
         }
         match node.kind {
             NodeKind::Symlink => {
                 let target = node.target_os().unwrap_or_default();
-                std::os::unix::fs::symlink(&target, &dest)
-                    .map_err(|e| Error::io("creating symlink", &dest, e))?;
-                apply_metadata(&dest, node);
+                std::os::unix::fs::symlink(&target, dest)
+                    .map_err(|e| Error::io("creating symlink", dest, e))?;
+                apply_metadata(dest, node);
                 Ok(0)
             }
             _ => {
                 job.progress.file(Path::new(snap_path));
                 let result = (|| {
-                    let mut f = std::fs::File::create(&dest)
-                        .map_err(|e| Error::io("creating", &dest, e))?;
+                    let mut f =
+                        std::fs::File::create(dest).map_err(|e| Error::io("creating", dest, e))?;
                     let n = self.write_content(node, snap_path, &mut f, job.progress)?;
-                    f.sync_all().map_err(|e| Error::io("writing", &dest, e))?;
+                    f.sync_all().map_err(|e| Error::io("writing", dest, e))?;
                     Ok(n)
                 })();
                 match result {
                     Ok(n) => {
-                        apply_metadata(&dest, node);
+                        apply_metadata(dest, node);
                         Ok(n)
                     }
                     Err(e) => {
-                        let _ = std::fs::remove_file(&dest);
+                        let _ = std::fs::remove_file(dest);
                         Err(e)
                     }
                 }
@@ -372,6 +390,17 @@ impl Repository {
         }
         Ok(())
     }
+}
+
+/// A name from a tree must stay inside its directory.
+fn safe_name(name: &OsStr) -> std::result::Result<(), String> {
+    let b = name.as_bytes();
+    if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') || b.contains(&0) {
+        return Err(format!(
+            "refusing to restore an entry with the unsafe name {name:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Mode, owner and times. Failures are ignored: an unprivileged restore cannot

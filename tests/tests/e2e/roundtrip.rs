@@ -103,6 +103,11 @@ fn tree_with_thousands_of_files_symlinks_and_empty_dirs() {
         std::fs::write(src.join(format!("dir{d:02}/empty")), b"").unwrap();
     }
     std::fs::create_dir_all(src.join("empty/nested/deeper")).unwrap();
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9 \x01name.txt");
+        std::fs::write(src.join(latin1), b"not UTF-8").unwrap();
+    }
     std::fs::write(src.join("big.bin"), random_like(3 << 20, 1)).unwrap();
     std::os::unix::fs::symlink("dir00/sub/file001.txt", src.join("link")).unwrap();
     std::os::unix::fs::symlink("/nonexistent/target", src.join("dangling")).unwrap();
@@ -114,7 +119,7 @@ fn tree_with_thousands_of_files_symlinks_and_empty_dirs() {
     std::fs::set_permissions(src.join("dir02"), std::fs::Permissions::from_mode(0o750)).unwrap();
 
     let sum = h.snapshot(&[src.to_str().unwrap()]);
-    assert_eq!(sum["files"], 40 * 61 + 1);
+    assert_eq!(sum["files"], 40 * 61 + 2);
     let target = h.join("restored");
     h.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));

@@ -10,11 +10,11 @@ use crate::{CliError, Outcome};
 pub fn run(ctx: &Context<'_>, args: &SnapshotsArgs) -> Result<Outcome, CliError> {
     let repo = ctx.open()?;
     let filter = SnapshotFilter::from(&args.filter);
-    let list: Vec<_> = repo
-        .list_snapshots()?
-        .into_iter()
-        .filter(|(_, s)| filter.matches(s))
-        .collect();
+    let (all, damaged) = repo.list_snapshots_checked()?;
+    for (id, e) in &damaged {
+        eprintln!("warning: snapshot {id} cannot be read: {e}");
+    }
+    let list: Vec<_> = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();
     if ctx.global.json {
         let arr: Vec<_> = list
             .iter()

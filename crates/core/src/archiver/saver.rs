@@ -114,7 +114,15 @@ impl<'r> Saver<'r> {
 
     /// Stores `data` as a blob of `kind` unless it is already stored; returns its id.
     pub fn save(&self, kind: BlobType, data: &[u8]) -> Result<BlobId> {
-        let id = self.repo.keys().blob_id(data);
+        if data.len() > crate::blob::MAX_BLOB_SIZE {
+            return Err(Error::Invalid(format!(
+                "a {} blob of {} bytes exceeds the limit of {} (a directory with too many entries?)",
+                kind.name(),
+                data.len(),
+                crate::blob::MAX_BLOB_SIZE
+            )));
+        }
+        let id = self.repo.keys().blob_id(kind, data);
         self.save_with_id(kind, id, data)?;
         Ok(id)
     }

@@ -35,6 +35,17 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     move |e| Error::cache(path, e)
 }
 
+fn load_group(
+    group: &[IndexId],
+    load: &(impl Fn(&IndexId) -> Result<IndexFile> + Sync),
+) -> Result<Vec<(IndexId, IndexFile)>> {
+    use rayon::prelude::*;
+    group
+        .par_iter()
+        .map(|id| load(id).map(|f| (*id, f)))
+        .collect()
+}
+
 impl SqliteIndex {
     /// Opens (or creates) the cache at `path`; `None` keeps it in memory.
     pub fn open(path: Option<&Path>) -> Result<SqliteIndex> {
@@ -108,7 +119,8 @@ impl SqliteIndex {
 
     /// Brings the cache in line with the repository's index objects: `present`
     /// is the list of index ids in the repository, `load` fetches and opens one.
-    /// Returns how many index objects were read.
+    /// Index objects superseded by another present one (prune rewrote them)
+    /// are not used. Returns how many index objects were read.
     pub fn sync(
         &self,
         present: &[IndexId],
@@ -116,27 +128,77 @@ impl SqliteIndex {
     ) -> Result<usize> {
         let known = self.ingested()?;
         let present_set: HashSet<IndexId> = present.iter().copied().collect();
-        let stale = known.iter().any(|id| !present_set.contains(id));
-        if stale {
-            self.clear()?;
+        if known.iter().any(|id| !present_set.contains(id)) {
+            return self.rebuild(present, &load);
         }
-        let known = if stale { HashSet::new() } else { known };
         let missing: Vec<IndexId> = present
             .iter()
             .filter(|id| !known.contains(id))
             .copied()
             .collect();
+        let mut read = 0;
         for group in missing.chunks(32) {
-            use rayon::prelude::*;
-            let files: Vec<(IndexId, IndexFile)> = group
-                .par_iter()
-                .map(|id| load(id).map(|f| (*id, f)))
-                .collect::<Result<_>>()?;
+            let files = load_group(group, &load)?;
+            read += files.len();
+            if files
+                .iter()
+                .any(|(_, f)| f.supersedes.iter().any(|s| present_set.contains(s)))
+            {
+                return Ok(read + self.rebuild(present, &load)?);
+            }
             for (id, file) in &files {
                 self.ingest(id, file)?;
             }
         }
-        Ok(missing.len())
+        Ok(read)
+    }
+
+    /// Rebuilds from scratch. One pass when nothing is superseded; when
+    /// something is, a second pass leaves the superseded objects out.
+    fn rebuild(
+        &self,
+        present: &[IndexId],
+        load: &(impl Fn(&IndexId) -> Result<IndexFile> + Sync),
+    ) -> Result<usize> {
+        self.clear()?;
+        let present_set: HashSet<IndexId> = present.iter().copied().collect();
+        let mut superseded = HashSet::new();
+        let mut read = 0;
+        for group in present.chunks(32) {
+            let files = load_group(group, load)?;
+            read += files.len();
+            for (id, file) in &files {
+                superseded.extend(
+                    file.supersedes
+                        .iter()
+                        .filter(|s| present_set.contains(s))
+                        .copied(),
+                );
+                if !superseded.contains(id) {
+                    self.ingest(id, file)?;
+                }
+            }
+        }
+        let ingested = self.ingested()?;
+        if superseded.iter().any(|s| ingested.contains(s)) {
+            self.clear()?;
+            let keep: Vec<IndexId> = present
+                .iter()
+                .filter(|id| !superseded.contains(id))
+                .copied()
+                .collect();
+            for group in keep.chunks(32) {
+                let files = load_group(group, load)?;
+                read += files.len();
+                for (id, file) in &files {
+                    self.ingest(id, file)?;
+                }
+            }
+        }
+        for id in &superseded {
+            self.ingest(id, &IndexFile::default())?; // remembered, never used
+        }
+        Ok(read)
     }
 
     /// Index objects already ingested.
@@ -303,6 +365,39 @@ mod tests {
         );
         assert_eq!(idx.len().unwrap(), 10);
         assert!(!idx.contains(&BlobId([16; 32])).unwrap());
+    }
+
+    #[test]
+    fn superseded_index_objects_are_ignored() {
+        let idx = SqliteIndex::open(None).unwrap();
+        let (a, b, c) = (IndexId([1; 32]), IndexId([2; 32]), IndexId([3; 32]));
+        let load = |id: &IndexId| {
+            let mut f = file(id.0[0]);
+            if *id == c {
+                f.supersedes = vec![a];
+            }
+            Ok(f)
+        };
+        idx.sync(&[a, b], load).unwrap();
+        assert!(idx.contains(&BlobId([16; 32])).unwrap());
+        // c replaces a while a still exists (a prune that has not deleted it yet).
+        idx.sync(&[a, b, c], load).unwrap();
+        assert!(
+            !idx.contains(&BlobId([16; 32])).unwrap(),
+            "entries of the superseded index are gone"
+        );
+        assert!(idx.contains(&BlobId([32; 32])).unwrap());
+        assert!(idx.contains(&BlobId([48; 32])).unwrap());
+        assert_eq!(
+            idx.sync(&[a, b, c], load).unwrap(),
+            0,
+            "nothing to read once in line"
+        );
+        // From scratch, in any order.
+        let fresh = SqliteIndex::open(None).unwrap();
+        fresh.sync(&[c, b, a], load).unwrap();
+        assert_eq!(fresh.len().unwrap(), 20);
+        assert!(!fresh.contains(&BlobId([16; 32])).unwrap());
     }
 
     #[test]
