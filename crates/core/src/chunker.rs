@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::io::{self, Read};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks, Normalization};
 use serde::{Deserialize, Serialize};
 
@@ -81,9 +81,11 @@ pub struct Batch {
 /// Cuts one stream into chunks, a batch at a time.
 pub struct Chunker<R> {
     reader: R,
-    buf: BytesMut,
+    /// Read but not yet cut: the tail of the previous batch, then new data.
+    buf: Vec<u8>,
     eof: bool,
     batch_bytes: usize,
+    size_hint: Option<u64>,
     cutter: Cutter,
 }
 
@@ -157,9 +159,10 @@ impl<R: Read> Chunker<R> {
         let batch_bytes = batch_bytes.max(cutter.max * 2);
         Chunker {
             reader,
-            buf: BytesMut::with_capacity(batch_bytes + cutter.max),
+            buf: Vec::new(),
             eof: false,
             batch_bytes,
+            size_hint: None,
             cutter,
         }
     }
@@ -182,7 +185,11 @@ impl<R: Read> Chunker<R> {
             lens.push(n);
             pos += n;
         }
-        let head = self.buf.split_to(pos).freeze();
+        // The tail (at most one maximum chunk) starts the next buffer.
+        let mut next = Vec::with_capacity(if self.eof { len - pos } else { self.capacity() });
+        next.extend_from_slice(&self.buf[pos..]);
+        self.buf.truncate(pos);
+        let head = Bytes::from(std::mem::replace(&mut self.buf, next));
         let mut off = 0;
         let chunks = lens
             .into_iter()
@@ -195,25 +202,36 @@ impl<R: Read> Chunker<R> {
         Ok(Some(Batch { data: head, chunks }))
     }
 
+    /// Tells the chunker how long the stream probably is, so small files do
+    /// not get batch-sized buffers.
+    pub fn with_size_hint(mut self, len: u64) -> Self {
+        self.size_hint = Some(len);
+        self
+    }
+
+    fn capacity(&self) -> usize {
+        let full = self.batch_bytes + self.cutter.max;
+        match self.size_hint {
+            // One byte more than expected, to see the end without another allocation.
+            Some(h) => full.min(h.saturating_add(1).try_into().unwrap_or(usize::MAX)),
+            None => full,
+        }
+    }
+
     fn fill(&mut self) -> io::Result<()> {
         let target = self.batch_bytes;
-        if self.buf.capacity() < target {
-            self.buf.reserve(target - self.buf.len());
+        let cap = self.capacity();
+        if self.buf.capacity() < cap {
+            self.buf.reserve_exact(cap - self.buf.len());
         }
         while !self.eof && self.buf.len() < target {
-            let old = self.buf.len();
-            self.buf.resize(target, 0);
-            match self.reader.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(n) => self.buf.truncate(old + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
+            // read_to_end fills spare capacity without zeroing it first.
+            let want = (target - self.buf.len()) as u64;
+            match (&mut self.reader).take(want).read_to_end(&mut self.buf) {
+                Ok(n) if (n as u64) < want => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -255,8 +273,11 @@ mod tests {
         ChunkerParams::from_average(16 * 1024).unwrap()
     }
 
-    fn lengths_via_reader(data: &[u8], step: usize, batch: usize, seed: u64) -> Vec<usize> {
+    fn lengths_via_reader(data: &[u8], step: usize, batch: usize, seed: u64, hint: Option<u64>) -> Vec<usize> {
         let mut c = Chunker::new(Trickle { data, step }, Cutter::new(small(), seed), batch);
+        if let Some(h) = hint {
+            c = c.with_size_hint(h);
+        }
         let mut out = Vec::new();
         while let Some(b) = c.next_batch().unwrap() {
             out.extend(b.chunks.iter().map(|c| c.len()));
@@ -326,10 +347,10 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
-        fn boundaries_independent_of_read_sizes(len in 0usize..600_000, seed in any::<u64>(), step in 1usize..100_000, batch in 1usize..400_000) {
+        fn boundaries_independent_of_read_sizes(len in 0usize..600_000, seed in any::<u64>(), step in 1usize..100_000, batch in 1usize..400_000, hint in proptest::option::of(0u64..700_000)) {
             let data = pseudo_random(len, seed);
             let whole = Cutter::new(small(), seed).lengths(&data);
-            prop_assert_eq!(lengths_via_reader(&data, step, batch, seed), whole.clone());
+            prop_assert_eq!(lengths_via_reader(&data, step, batch, seed, hint), whole.clone());
             prop_assert_eq!(whole.iter().sum::<usize>(), len);
         }
     }

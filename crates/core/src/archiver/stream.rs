@@ -21,7 +21,7 @@ use crate::id::BlobId;
 use crate::tree::ContentBuilder;
 
 /// Bytes per batch: big enough to keep both cores busy, small enough to bound memory.
-pub(crate) const BATCH_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// The saved content of one file or stream.
 pub(crate) struct Content {
@@ -93,10 +93,11 @@ impl StreamSaver<'_, '_> {
     pub fn save_inline<R: Read>(
         &self,
         reader: R,
+        size_hint: u64,
         on_bytes: &dyn Fn(u64),
         read_err: &dyn Fn(std::io::Error) -> Error,
     ) -> Result<Content> {
-        let mut chunker = Chunker::new(reader, self.cutter.clone(), BATCH_BYTES);
+        let mut chunker = Chunker::new(reader, self.cutter.clone(), BATCH_BYTES).with_size_hint(size_hint);
         let mut acc = Accumulator::new(self);
         while let Some(batch) = chunker.next_batch().map_err(read_err)? {
             self.cancelled()?;
