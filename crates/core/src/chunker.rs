@@ -273,7 +273,13 @@ mod tests {
         ChunkerParams::from_average(16 * 1024).unwrap()
     }
 
-    fn lengths_via_reader(data: &[u8], step: usize, batch: usize, seed: u64, hint: Option<u64>) -> Vec<usize> {
+    fn lengths_via_reader(
+        data: &[u8],
+        step: usize,
+        batch: usize,
+        seed: u64,
+        hint: Option<u64>,
+    ) -> Vec<usize> {
         let mut c = Chunker::new(Trickle { data, step }, Cutter::new(small(), seed), batch);
         if let Some(h) = hint {
             c = c.with_size_hint(h);

@@ -47,6 +47,7 @@ pub mod pack;
 pub mod progress;
 pub mod repository;
 pub mod restore;
+pub mod retention;
 pub mod snapshot;
 pub mod tree;
 

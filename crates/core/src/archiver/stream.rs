@@ -97,7 +97,8 @@ impl StreamSaver<'_, '_> {
         on_bytes: &dyn Fn(u64),
         read_err: &dyn Fn(std::io::Error) -> Error,
     ) -> Result<Content> {
-        let mut chunker = Chunker::new(reader, self.cutter.clone(), BATCH_BYTES).with_size_hint(size_hint);
+        let mut chunker =
+            Chunker::new(reader, self.cutter.clone(), BATCH_BYTES).with_size_hint(size_hint);
         let mut acc = Accumulator::new(self);
         while let Some(batch) = chunker.next_batch().map_err(read_err)? {
             self.cancelled()?;

@@ -278,7 +278,8 @@ impl Walker<'_, '_> {
         };
         let read_err = |e: std::io::Error| Error::io("reading", path, e);
         let content = if meta.len() <= BATCH_BYTES as u64 {
-            self.stream.save_inline(file, meta.len(), &on_bytes, &read_err)
+            self.stream
+                .save_inline(file, meta.len(), &on_bytes, &read_err)
         } else {
             self.stream.save_threaded(file, &on_bytes, &read_err)
         };
