@@ -213,7 +213,7 @@ impl RetentionPolicy {
             })
             .collect::<Result<_>>()?;
         // Newest first; the sort is stable so equal times keep their input order.
-        list.sort_by(|a, b| b.1.cmp(&a.1));
+        list.sort_by_key(|e| std::cmp::Reverse(e.1));
         if self.is_empty() {
             return Ok(list
                 .into_iter()
