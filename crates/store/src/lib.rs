@@ -31,6 +31,7 @@
 //! the repository location.
 
 mod backend;
+pub mod cloud;
 pub mod error;
 pub mod faulty;
 mod handle;
@@ -40,6 +41,7 @@ pub mod testing;
 pub mod url;
 
 pub use backend::Backend;
+pub use cloud::CloudBackend;
 pub use error::{Result, StoreError, StoreErrorKind};
 pub use faulty::{FaultPlan, FaultyBackend};
 pub use handle::{FileType, Handle};

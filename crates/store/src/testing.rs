@@ -361,3 +361,116 @@ mod tests {
         run_suite(&Sloppy::default());
     }
 }
+
+/// A private S3-compatible server (moto's server mode) on 127.0.0.1 for
+/// tests, with one bucket; stopped on drop.
+///
+/// The program is `$VAULT_MOTO_SERVER`, else `moto_server` on the `PATH`
+/// (`scripts/install-test-deps.sh` installs it in a virtualenv). Tests that
+/// need it fail when it is missing: they are never silently skipped.
+pub struct S3Server {
+    child: std::process::Child,
+    port: u16,
+    bucket: String,
+}
+
+impl S3Server {
+    /// Starts the server on a free port and creates bucket `bucket`.
+    pub fn start(bucket: &str) -> S3Server {
+        let program = std::env::var("VAULT_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = std::process::Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start the S3 test server `{program}`: {e} (run scripts/install-test-deps.sh, or set VAULT_MOTO_SERVER)")
+            });
+        let server = S3Server {
+            child,
+            port,
+            bucket: bucket.to_owned(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(status) = server.http("PUT", &format!("/{bucket}")) {
+                assert!(
+                    status == 200,
+                    "creating bucket {bucket} answered HTTP {status}"
+                );
+                return server;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the S3 test server did not answer within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// A bare HTTP request without a body; returns the status code.
+    fn http(&self, method: &str, path: &str) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.port)?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)?;
+        std::str::from_utf8(&head[9..12])
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other("not an HTTP answer"))
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The bucket created at start.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// `object_store` settings to reach this server (for [`crate::CloudBackend::from_url_with`]).
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("aws_endpoint", self.endpoint()),
+            ("aws_allow_http", "true".into()),
+            ("aws_access_key_id", "vault-test".into()),
+            ("aws_secret_access_key", "vault-test-secret".into()),
+            ("aws_region", "us-east-1".into()),
+        ]
+    }
+
+    /// The same as environment variables, for driving the CLI.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "vault-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "vault-test-secret".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    /// A backend for `s3://BUCKET/prefix` on this server.
+    pub fn backend(&self, prefix: &str) -> crate::CloudBackend {
+        let settings = self.settings();
+        let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        crate::CloudBackend::from_url_with(&format!("s3://{}/{prefix}", self.bucket), &pairs)
+            .expect("S3 backend")
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

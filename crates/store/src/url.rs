@@ -5,7 +5,8 @@
 //! * a plain path, relative or absolute: `/srv/backup`, `repo`, `C:\backup`;
 //! * `file://` followed by a path: `file:///srv/backup` (absolute) or
 //!   `file://repo` (relative; the prefix is simply stripped);
-//! * `s3://`, `gs://`, `az://`: recognised but not supported in this build.
+//! * `s3://bucket/prefix` (S3 and S3-compatible stores), and, untested,
+//!   `gs://bucket/prefix` and `az://container/prefix` (see [`crate::cloud`]).
 //!
 //! Anything else that looks like `scheme://...` is rejected rather than taken
 //! as a relative directory name, so a typo such as `s4://bucket` does not
@@ -38,9 +39,7 @@ pub fn open_url(url: &str) -> Result<Arc<dyn Backend>> {
             format!("the repository URL `{url}` has no path: use file:///absolute/path"),
         )),
         "file" => Ok(Arc::new(LocalDir::new(rest))),
-        "s3" => Err(unsupported("S3")),
-        "gs" => Err(unsupported("Google Cloud Storage")),
-        "az" => Err(unsupported("Azure Blob Storage")),
+        "s3" | "gs" | "az" => Ok(Arc::new(crate::cloud::CloudBackend::from_url(url)?)),
         _ => Err(StoreError::new(
             StoreErrorKind::Unsupported,
             format!(
@@ -59,13 +58,6 @@ fn split_scheme(url: &str) -> Option<(&str, &str)> {
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     valid.then_some((scheme, rest))
-}
-
-fn unsupported(service: &str) -> StoreError {
-    StoreError::new(
-        StoreErrorKind::Unsupported,
-        format!("{service} repositories are not supported in this build yet"),
-    )
 }
 
 #[cfg(test)]
@@ -98,14 +90,9 @@ mod tests {
 
     #[test]
     fn cloud_and_unknown_schemes() {
-        let err = open_url("s3://bucket/prefix").unwrap_err();
-        assert_eq!(err.kind(), StoreErrorKind::Unsupported);
-        assert_eq!(
-            err.to_string(),
-            "S3 repositories are not supported in this build yet"
-        );
-        assert_eq!(kind_of("gs://bucket"), StoreErrorKind::Unsupported);
-        assert_eq!(kind_of("az://container"), StoreErrorKind::Unsupported);
+        let s3 = open_url("s3://bucket/some/prefix/").unwrap();
+        assert_eq!(s3.location(), "s3://bucket/some/prefix");
+        assert_eq!(kind_of("s3://"), StoreErrorKind::InvalidName);
 
         let err = open_url("s4://bucket").unwrap_err();
         assert_eq!(err.kind(), StoreErrorKind::Unsupported);

@@ -245,3 +245,46 @@ fn local_reads_work_in_a_read_only_directory() {
         std::panic::resume_unwind(panic);
     }
 }
+
+#[test]
+fn s3_conforms() {
+    let server = vault_store::testing::S3Server::start("conformance");
+    let backend = server.backend("repo/one");
+    vault_store::testing::run_suite(&backend);
+    // A second prefix in the same bucket is a separate repository.
+    let other = server.backend("repo/two");
+    assert!(other.list(FileType::Snapshot).unwrap().is_empty());
+}
+
+#[test]
+fn s3_missing_bucket_is_not_found_and_bad_endpoint_is_named() {
+    let server = vault_store::testing::S3Server::start("exists");
+    let settings = server.settings();
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let missing =
+        vault_store::CloudBackend::from_url_with("s3://no-such-bucket/x", &pairs).unwrap();
+    let err = missing.read(&Handle::config()).unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    // Nothing listens on this port: the error names the endpoint after retries.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{dead_port}");
+    let mut pairs2: Vec<(&str, &str)> = pairs
+        .iter()
+        .filter(|(k, _)| *k != "aws_endpoint")
+        .copied()
+        .collect();
+    pairs2.push(("aws_endpoint", &dead));
+    pairs2.push(("vault_max_retries", "2"));
+    let unreachable = vault_store::CloudBackend::from_url_with("s3://exists/x", &pairs2).unwrap();
+    let err = unreachable.read(&Handle::config()).unwrap_err();
+    assert!(!err.is_not_found());
+    assert!(err.to_string().contains("s3://exists/x"), "{err}");
+    assert!(
+        err.to_string().contains(&dead),
+        "the endpoint is named: {err}"
+    );
+}
