@@ -63,9 +63,11 @@ fn client_settings() -> (ClientOptions, RetryConfig) {
     let client = ClientOptions::new()
         .with_timeout(Duration::from_secs(120))
         .with_connect_timeout(Duration::from_secs(10));
-    let mut retry = RetryConfig::default();
-    retry.max_retries = 8;
-    retry.retry_timeout = Duration::from_secs(120);
+    let mut retry = RetryConfig {
+        max_retries: 8,
+        retry_timeout: Duration::from_secs(120),
+        ..Default::default()
+    };
     retry.backoff.init_backoff = Duration::from_millis(100);
     retry.backoff.max_backoff = Duration::from_secs(10);
     (client, retry)

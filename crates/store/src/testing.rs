@@ -292,76 +292,6 @@ fn delete_everything(backend: &dyn Backend) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::Result;
-    use crate::MemoryBackend;
-
-    #[test]
-    fn payloads_are_deterministic_and_distinct() {
-        assert_eq!(payload(1, 64), payload(1, 64));
-        assert_ne!(payload(1, 64), payload(2, 64));
-        assert_eq!(payload(7, 0).len(), 0);
-    }
-
-    /// A broken backend: `create` replaces existing objects and short ranges
-    /// are returned instead of `Truncated`.
-    #[derive(Debug, Default)]
-    struct Sloppy {
-        inner: MemoryBackend,
-        overwrite: bool,
-    }
-
-    impl Backend for Sloppy {
-        fn location(&self) -> String {
-            self.inner.location()
-        }
-        fn init_layout(&self) -> Result<()> {
-            self.inner.init_layout()
-        }
-        fn create(&self, handle: &Handle, data: Bytes) -> Result<()> {
-            if self.overwrite {
-                self.inner.delete(handle)?;
-            }
-            self.inner.create(handle, data)
-        }
-        fn read(&self, handle: &Handle) -> Result<Bytes> {
-            self.inner.read(handle)
-        }
-        fn read_range(&self, handle: &Handle, offset: u64, length: u64) -> Result<Bytes> {
-            let data = self.inner.read(handle)?;
-            let start = (offset as usize).min(data.len());
-            let end = offset.saturating_add(length).min(data.len() as u64) as usize;
-            Ok(data.slice(start..end))
-        }
-        fn size(&self, handle: &Handle) -> Result<u64> {
-            self.inner.size(handle)
-        }
-        fn list(&self, kind: FileType) -> Result<Vec<(String, u64)>> {
-            self.inner.list(kind)
-        }
-        fn delete(&self, handle: &Handle) -> Result<()> {
-            self.inner.delete(handle)
-        }
-    }
-
-    #[test]
-    #[should_panic(expected = "expected AlreadyExists for index once")]
-    fn suite_catches_overwriting_create() {
-        run_suite(&Sloppy {
-            overwrite: true,
-            ..Sloppy::default()
-        });
-    }
-
-    #[test]
-    #[should_panic(expected = "expected Truncated for pack ffrange")]
-    fn suite_catches_short_ranges() {
-        run_suite(&Sloppy::default());
-    }
-}
-
 /// A private S3-compatible server (moto's server mode) on 127.0.0.1 for
 /// tests, with one bucket; stopped on drop.
 ///
@@ -472,5 +402,75 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Result;
+    use crate::MemoryBackend;
+
+    #[test]
+    fn payloads_are_deterministic_and_distinct() {
+        assert_eq!(payload(1, 64), payload(1, 64));
+        assert_ne!(payload(1, 64), payload(2, 64));
+        assert_eq!(payload(7, 0).len(), 0);
+    }
+
+    /// A broken backend: `create` replaces existing objects and short ranges
+    /// are returned instead of `Truncated`.
+    #[derive(Debug, Default)]
+    struct Sloppy {
+        inner: MemoryBackend,
+        overwrite: bool,
+    }
+
+    impl Backend for Sloppy {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn init_layout(&self) -> Result<()> {
+            self.inner.init_layout()
+        }
+        fn create(&self, handle: &Handle, data: Bytes) -> Result<()> {
+            if self.overwrite {
+                self.inner.delete(handle)?;
+            }
+            self.inner.create(handle, data)
+        }
+        fn read(&self, handle: &Handle) -> Result<Bytes> {
+            self.inner.read(handle)
+        }
+        fn read_range(&self, handle: &Handle, offset: u64, length: u64) -> Result<Bytes> {
+            let data = self.inner.read(handle)?;
+            let start = (offset as usize).min(data.len());
+            let end = offset.saturating_add(length).min(data.len() as u64) as usize;
+            Ok(data.slice(start..end))
+        }
+        fn size(&self, handle: &Handle) -> Result<u64> {
+            self.inner.size(handle)
+        }
+        fn list(&self, kind: FileType) -> Result<Vec<(String, u64)>> {
+            self.inner.list(kind)
+        }
+        fn delete(&self, handle: &Handle) -> Result<()> {
+            self.inner.delete(handle)
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "expected AlreadyExists for index once")]
+    fn suite_catches_overwriting_create() {
+        run_suite(&Sloppy {
+            overwrite: true,
+            ..Sloppy::default()
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "expected Truncated for pack ffrange")]
+    fn suite_catches_short_ranges() {
+        run_suite(&Sloppy::default());
     }
 }
