@@ -9,11 +9,21 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Where a test's repository lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// A directory in the scratch area.
+    Local,
+    /// A bucket prefix on a private S3 server (moto) on 127.0.0.1.
+    S3,
+}
+
 /// A scratch area with a repository location, a cache and a password, and
 /// the path of the `vault` binary under test.
 pub struct Harness {
     bin: PathBuf,
     dir: tempfile::TempDir,
+    s3: Option<vault_store::testing::S3Server>,
     /// Repository URL handed to `--repo`.
     pub repo: String,
     /// Cache directory.
@@ -25,17 +35,29 @@ pub struct Harness {
 impl Harness {
     /// A fresh scratch area for the binary at `bin` (not yet initialised).
     pub fn new(bin: &str) -> Harness {
+        Self::with_store(bin, Store::Local)
+    }
+
+    /// A fresh scratch area whose repository lives in `store`.
+    pub fn with_store(bin: &str, store: Store) -> Harness {
         let dir = tempfile::Builder::new()
             .prefix("vault-e2e-")
             .tempdir()
             .expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
             .expect("chmod");
-        let repo = dir.path().join("repo").to_string_lossy().into_owned();
+        let (repo, s3) = match store {
+            Store::Local => (dir.path().join("repo").to_string_lossy().into_owned(), None),
+            Store::S3 => {
+                let server = vault_store::testing::S3Server::start("vault-e2e");
+                (format!("s3://{}/repos/one", server.bucket()), Some(server))
+            }
+        };
         let cache = dir.path().join("cache");
         Harness {
             bin: PathBuf::from(bin),
             dir,
+            s3,
             repo,
             cache,
             password: "correct horse battery staple".into(),
@@ -74,6 +96,9 @@ impl Harness {
             "VAULT_CACHE_DIR",
         ] {
             c.env_remove(v);
+        }
+        for (k, v) in self.s3.iter().flat_map(|s| s.env()) {
+            c.env(k, v);
         }
         c.env("VAULT_REPOSITORY", &self.repo)
             .env("VAULT_PASSWORD", &self.password)
@@ -153,9 +178,47 @@ impl Harness {
         self.ok(&["dump", snap, path])
     }
 
-    /// Total bytes of files under the repository.
+    /// Which store the repository is in.
+    pub fn store(&self) -> Store {
+        if self.s3.is_some() {
+            Store::S3
+        } else {
+            Store::Local
+        }
+    }
+
+    /// The repository as a backend, to inspect or damage it from a test.
+    pub fn backend(&self) -> std::sync::Arc<dyn vault_store::Backend> {
+        match &self.s3 {
+            Some(s) => std::sync::Arc::new(
+                s.backend(
+                    self.repo
+                        .trim_start_matches(&format!("s3://{}/", s.bucket())),
+                ),
+            ),
+            None => vault_store::open_url(&self.repo).expect("local repository"),
+        }
+    }
+
+    /// Total bytes of all objects of the repository.
     pub fn repo_bytes(&self) -> u64 {
-        dir_bytes(Path::new(&self.repo))
+        let b = self.backend();
+        vault_store::FileType::ALL
+            .iter()
+            .filter(|k| **k != vault_store::FileType::Config)
+            .flat_map(|k| b.list(*k).unwrap_or_default())
+            .map(|(_, size)| size)
+            .sum()
+    }
+
+    /// Bytes in packs.
+    pub fn pack_bytes(&self) -> u64 {
+        self.backend()
+            .list(vault_store::FileType::Pack)
+            .expect("list packs")
+            .iter()
+            .map(|(_, s)| s)
+            .sum()
     }
 }
 

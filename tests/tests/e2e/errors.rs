@@ -6,21 +6,26 @@ use std::path::Path;
 use vault_tests::servers::{is_root, unprivileged};
 use vault_tests::text_like;
 
-use super::{harness, repo};
+use super::{harness, harness_on, repo, repo_on};
 
-fn listing(p: &Path) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    fn walk(p: &Path, out: &mut Vec<(String, u64)>) {
-        for e in std::fs::read_dir(p).unwrap().flatten() {
-            let m = e.metadata().unwrap();
-            if m.is_dir() {
-                walk(&e.path(), out);
-            } else {
-                out.push((e.path().to_string_lossy().into_owned(), m.len()));
-            }
-        }
-    }
-    walk(p, &mut out);
+/// Every object of the repository with its size.
+fn objects(h: &vault_tests::Harness) -> Vec<(String, String, u64)> {
+    let b = h.backend();
+    let mut out: Vec<(String, String, u64)> = vault_store::FileType::ALL
+        .iter()
+        .filter(|k| **k != vault_store::FileType::Config)
+        .flat_map(|k| {
+            b.list(*k)
+                .unwrap()
+                .into_iter()
+                .map(move |(n, s)| (k.name().to_owned(), n, s))
+        })
+        .collect();
+    out.push((
+        "config".into(),
+        "config".into(),
+        b.size(&vault_store::Handle::config()).unwrap_or(0),
+    ));
     out.sort();
     out
 }
@@ -29,11 +34,10 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[test]
-fn wrong_password_exits_12_and_changes_nothing() {
-    let mut h = repo(None);
+both!(wrong_password_exits_12_and_changes_nothing, |store| {
+    let mut h = repo_on(store, None);
     h.snapshot_stdin("a", b"hello", &[]);
-    let before = listing(Path::new(&h.repo));
+    let before = objects(&h);
     h.password = "not the password".into();
     for args in [
         &["snapshots"][..],
@@ -44,12 +48,11 @@ fn wrong_password_exits_12_and_changes_nothing() {
         assert_eq!(out.status.code(), Some(12), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
     }
-    assert_eq!(listing(Path::new(&h.repo)), before);
-}
+    assert_eq!(objects(&h), before);
+});
 
-#[test]
-fn missing_repository_exits_10() {
-    let h = harness();
+both!(missing_repository_exits_10, |store| {
+    let h = harness_on(store);
     for args in [
         &["snapshots"][..],
         &["snapshot", "/etc/hostname"],
@@ -59,20 +62,18 @@ fn missing_repository_exits_10() {
         assert_eq!(out.status.code(), Some(10), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("no repository"), "{}", stderr(&out));
     }
-    assert!(!Path::new(&h.repo).exists(), "nothing was created");
-}
+    assert!(objects(&h).iter().all(|o| o.2 == 0), "nothing was created");
+});
 
-#[test]
-fn init_refuses_an_existing_repository() {
-    let h = repo(None);
+both!(init_refuses_an_existing_repository, |store| {
+    let h = repo_on(store, None);
     let out = h.run(&["init"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
-}
+});
 
-#[test]
-fn failing_command_creates_no_snapshot() {
-    let h = repo(None);
+both!(failing_command_creates_no_snapshot, |store| {
+    let h = repo_on(store, None);
     for (cmd, expect) in [
         ("sh -c 'echo partial; exit 3'", "exited with status 3"),
         ("/nonexistent/pg_dump mydb", "could not be started"),
@@ -97,7 +98,7 @@ fn failing_command_creates_no_snapshot() {
     ]);
     assert_eq!(s["files"], 1);
     assert_eq!(h.dump("latest", "out"), b"a b|c'd");
-}
+});
 
 #[test]
 fn unreadable_file_exits_3_and_saves_the_rest() {
@@ -144,9 +145,8 @@ fn unreadable_file_exits_3_and_saves_the_rest() {
     );
 }
 
-#[test]
-fn deleted_cache_is_rebuilt() {
-    let h = repo(Some("64K"));
+both!(deleted_cache_is_rebuilt, |store| {
+    let h = repo_on(store, Some("64K"));
     let data = text_like(3 << 20, 5);
     h.snapshot_stdin("x", &data, &[]);
     std::fs::remove_dir_all(&h.cache).unwrap();
@@ -169,11 +169,10 @@ fn deleted_cache_is_rebuilt() {
         .join("index.sqlite");
     std::fs::write(&db, vec![0xAB; 8192]).unwrap();
     assert_eq!(h.dump("latest", "x"), data);
-}
+});
 
-#[test]
-fn snapshot_selection_by_prefix_latest_and_filters() {
-    let h = repo(None);
+both!(snapshot_selection_by_prefix_latest_and_filters, |store| {
+    let h = repo_on(store, None);
     h.snapshot_stdin(
         "a",
         b"one",
@@ -224,7 +223,7 @@ fn snapshot_selection_by_prefix_latest_and_filters() {
     assert!(stderr(&out).contains("no such file"), "{}", stderr(&out));
     let out = h.run(&["snapshot", "--stdin", "--time", "yesterday"]);
     assert_eq!(out.status.code(), Some(1));
-}
+});
 
 #[test]
 fn password_sources_file_command_and_env() {
