@@ -16,4 +16,13 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "test dependencies present: $(ls -d /usr/lib/postgresql/*/bin | tail -1), $(redis-server --version | cut -d' ' -f1-3)"
+# The S3 tests run against moto's server mode on 127.0.0.1, from PyPI, in a
+# virtualenv inside the checkout (git-ignored).
+venv="$(cd "$(dirname "$0")/.." && pwd)/.venv-moto"
+if [ ! -x "$venv/bin/moto_server" ]; then
+    echo "installing moto (S3 test server) into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "moto[s3]==5.2.5" flask flask-cors
+fi
+echo "test dependencies present: $venv/bin/moto_server, \
+$(ls -d /usr/lib/postgresql/*/bin | tail -1), $(redis-server --version | cut -d' ' -f1-3)"
