@@ -28,7 +28,10 @@ fn main() {
     let mut h = keys.content_hasher();
     h.update(&data);
     std::hint::black_box(h.finalize());
-    println!("digest (update): {:.0} MB/s", mb / t.elapsed().as_secs_f64());
+    println!(
+        "digest (update): {:.0} MB/s",
+        mb / t.elapsed().as_secs_f64()
+    );
     for level in [1, 3] {
         let t = Instant::now();
         let mut pos = 0;
@@ -36,9 +39,22 @@ fn main() {
         for l in &lens {
             let c = &data[pos..pos + l];
             let id = keys.blob_id(BlobType::Data, c);
-            out += seal_blob(&keys, BlobType::Data, &id, c, Compression { zstd_level: Some(level) }).len();
+            out += seal_blob(
+                &keys,
+                BlobType::Data,
+                &id,
+                c,
+                Compression {
+                    zstd_level: Some(level),
+                },
+            )
+            .len();
             pos += l;
         }
-        println!("hash+zstd{level}+seal: {:.0} MB/s (ratio {:.2})", mb / t.elapsed().as_secs_f64(), data.len() as f64 / out as f64);
+        println!(
+            "hash+zstd{level}+seal: {:.0} MB/s (ratio {:.2})",
+            mb / t.elapsed().as_secs_f64(),
+            data.len() as f64 / out as f64
+        );
     }
 }
