@@ -178,6 +178,11 @@ impl Harness {
         self.ok(&["dump", snap, path])
     }
 
+    /// Environment that reaches this harness's S3 server (empty when local).
+    pub fn s3_env(&self) -> Vec<(&'static str, String)> {
+        self.s3.iter().flat_map(|s| s.env()).collect()
+    }
+
     /// Which store the repository is in.
     pub fn store(&self) -> Store {
         if self.s3.is_some() {

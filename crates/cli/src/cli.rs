@@ -77,6 +77,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write one file or stream of a snapshot to standard output.
     Dump(DumpArgs),
+    /// Copy snapshots from another repository into this one.
+    Copy(CopyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +162,23 @@ pub struct DumpArgs {
     pub snapshot: String,
     /// File in the snapshot (for a stdin or command snapshot: its --stdin-name).
     pub path: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The repository to copy from (path, file:// or s3:// URL).
+    #[arg(long, env = "VAULT_FROM_REPOSITORY")]
+    pub from_repo: String,
+    /// Read the source repository's password from this file.
+    #[arg(long, env = "VAULT_FROM_PASSWORD_FILE")]
+    pub from_password_file: Option<PathBuf>,
+    /// Run this command for the source repository's password.
+    #[arg(long, env = "VAULT_FROM_PASSWORD_COMMAND")]
+    pub from_password_command: Option<String>,
+    /// Snapshots to copy (default: all that match the filters).
+    pub snapshots: Vec<String>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

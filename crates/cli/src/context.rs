@@ -27,54 +27,14 @@ impl Context<'_> {
     /// The password from (in order) --password-file, --password-command,
     /// VAULT_PASSWORD, or a prompt when a terminal is attached.
     pub fn password(&self, confirm: bool) -> Result<Vec<u8>, CliError> {
-        if let Some(path) = &self.global.password_file {
-            let text = std::fs::read(path).map_err(|e| {
-                CliError::fatal(format!("cannot read password file {}: {e}", path.display()))
-            })?;
-            return Ok(first_line(text));
-        }
-        if let Some(cmd) = &self.global.password_command {
-            let argv = shell_words::split(cmd)
-                .map_err(|e| CliError::fatal(format!("cannot parse --password-command: {e}")))?;
-            let (prog, args) = argv
-                .split_first()
-                .ok_or_else(|| CliError::fatal("--password-command is empty"))?;
-            let out = std::process::Command::new(prog)
-                .args(args)
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .map_err(|e| {
-                    CliError::fatal(format!("cannot run password command `{cmd}`: {e}"))
-                })?;
-            if !out.status.success() {
-                return Err(CliError::fatal(format!(
-                    "password command `{cmd}` failed ({})",
-                    out.status
-                )));
-            }
-            return Ok(first_line(out.stdout));
-        }
-        if let Some(pw) = std::env::var_os("VAULT_PASSWORD") {
-            return Ok(pw.into_encoded_bytes());
-        }
-        if std::io::stdin().is_terminal() {
-            let pw = rpassword::prompt_password("repository password: ")
-                .map_err(|e| CliError::fatal(format!("cannot read the password: {e}")))?;
-            if confirm {
-                let again = rpassword::prompt_password("repeat the password: ")
-                    .map_err(|e| CliError::fatal(format!("cannot read the password: {e}")))?;
-                if again != pw {
-                    return Err(CliError::fatal("the passwords do not match"));
-                }
-            }
-            if pw.is_empty() {
-                return Err(CliError::fatal("an empty password is not allowed"));
-            }
-            return Ok(pw.into_bytes());
-        }
-        Err(CliError::fatal(
-            "no password given: set VAULT_PASSWORD, VAULT_PASSWORD_FILE or VAULT_PASSWORD_COMMAND, or run on a terminal",
-        ))
+        let g = self.global;
+        read_password(
+            g.password_file.as_deref(),
+            g.password_command.as_deref(),
+            "VAULT_PASSWORD",
+            "repository password",
+            confirm,
+        )
     }
 
     /// The cache directory: --cache-dir, else the user's cache directory.
@@ -104,6 +64,63 @@ impl Context<'_> {
         };
         Ok(Repository::open(backend, &password, &opts)?)
     }
+}
+
+/// A password from a file, a command, an environment variable, or a prompt
+/// on the terminal, in that order.
+pub fn read_password(
+    file: Option<&std::path::Path>,
+    command: Option<&str>,
+    env_var: &str,
+    label: &str,
+    confirm: bool,
+) -> Result<Vec<u8>, CliError> {
+    if let Some(path) = file {
+        let text = std::fs::read(path).map_err(|e| {
+            CliError::fatal(format!("cannot read password file {}: {e}", path.display()))
+        })?;
+        return Ok(first_line(text));
+    }
+    if let Some(cmd) = command {
+        let argv = shell_words::split(cmd)
+            .map_err(|e| CliError::fatal(format!("cannot parse the password command: {e}")))?;
+        let (prog, args) = argv
+            .split_first()
+            .ok_or_else(|| CliError::fatal("the password command is empty"))?;
+        let out = std::process::Command::new(prog)
+            .args(args)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| CliError::fatal(format!("cannot run password command `{cmd}`: {e}")))?;
+        if !out.status.success() {
+            return Err(CliError::fatal(format!(
+                "password command `{cmd}` failed ({})",
+                out.status
+            )));
+        }
+        return Ok(first_line(out.stdout));
+    }
+    if let Some(pw) = std::env::var_os(env_var) {
+        return Ok(pw.into_encoded_bytes());
+    }
+    if std::io::stdin().is_terminal() {
+        let pw = rpassword::prompt_password(format!("{label}: "))
+            .map_err(|e| CliError::fatal(format!("cannot read the password: {e}")))?;
+        if confirm {
+            let again = rpassword::prompt_password("repeat the password: ")
+                .map_err(|e| CliError::fatal(format!("cannot read the password: {e}")))?;
+            if again != pw {
+                return Err(CliError::fatal("the passwords do not match"));
+            }
+        }
+        if pw.is_empty() {
+            return Err(CliError::fatal("an empty password is not allowed"));
+        }
+        return Ok(pw.into_bytes());
+    }
+    Err(CliError::fatal(format!(
+        "no {label} given: set {env_var}, {env_var}_FILE or {env_var}_COMMAND, or run on a terminal"
+    )))
 }
 
 fn first_line(mut b: Vec<u8>) -> Vec<u8> {

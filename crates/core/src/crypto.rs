@@ -5,7 +5,10 @@
 //! derives from a password (parameters and salt stored with the key object),
 //! so several passwords can open one repository. From the master key, BLAKE3's
 //! key derivation gives independent subkeys ([`Keys`]): one for sealing, one
-//! for chunk ids, one for whole-file digests and the chunker's gear seed.
+//! for chunk ids (one per blob type) and the chunker's gear seed. Whole-file
+//! digests are plain BLAKE3: they are only ever stored inside sealed trees, and
+//! being key-independent lets `copy` move files between repositories without
+//! reading them again.
 //!
 //! Sealing is XChaCha20-Poly1305 with a random 192-bit nonce generated inside
 //! [`seal`] (random nonces are safe at this size), and associated data that
@@ -64,7 +67,6 @@ impl MasterKey {
                 sub("vault 2026-11 blob id key: tree"),
                 sub("vault 2026-11 blob id key: list"),
             ],
-            digest: sub("vault 2026-11 content digest key"),
             chunker_seed: u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")),
         }
     }
@@ -77,7 +79,6 @@ pub struct Keys {
     /// One id key per blob type, so a file whose bytes equal a tree's never
     /// shares its id.
     id: [[u8; 32]; 3],
-    digest: [u8; 32],
     /// Seed XOR'd into FastCDC's gear table, so chunk boundaries depend on the key.
     pub chunker_seed: u64,
 }
@@ -94,9 +95,10 @@ impl Keys {
         BlobId(*blake3::keyed_hash(&self.id[usize::from(kind.to_u8())], data).as_bytes())
     }
 
-    /// A hasher for the whole-content digest recorded in file nodes.
+    /// A hasher for the whole-content digest recorded in file nodes (plain
+    /// BLAKE3; see the module docs).
     pub fn content_hasher(&self) -> blake3::Hasher {
-        blake3::Hasher::new_keyed(&self.digest)
+        blake3::Hasher::new()
     }
 
     /// Seals `plaintext` with associated data `ad` under the seal key.
@@ -222,7 +224,6 @@ mod tests {
     fn subkeys_differ_and_ids_are_keyed() {
         let k = keys();
         assert_ne!(k.seal, k.id[0]);
-        assert_ne!(k.id[0], k.digest);
         assert_ne!(k.id[0], k.id[1]);
         assert_ne!(
             k.blob_id(BlobType::Data, b"x").0,

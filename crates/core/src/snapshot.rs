@@ -83,6 +83,9 @@ pub struct Snapshot {
     /// vault version that wrote it.
     #[serde(default)]
     pub program_version: String,
+    /// For a copy: the snapshot in the source repository it was copied from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<SnapshotId>,
 }
 
 impl Snapshot {

@@ -24,6 +24,7 @@ macro_rules! both {
     };
 }
 
+mod copy;
 mod dedup;
 mod errors;
 mod realdata;

@@ -1,5 +1,6 @@
 //! One module per subcommand: parse → call the core → render.
 
+mod copy;
 mod dump;
 mod init;
 mod ls;
@@ -23,5 +24,6 @@ pub fn run(cli: &Cli) -> Result<Outcome, CliError> {
         Command::Ls(a) => ls::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Dump(a) => dump::run(&ctx, a),
+        Command::Copy(a) => copy::run(&ctx, a),
     }
 }

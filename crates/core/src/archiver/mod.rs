@@ -7,7 +7,7 @@
 //! is committed: the packs already stored are unreferenced until a later
 //! backup reuses them or prune removes them.
 
-mod saver;
+pub(crate) mod saver;
 mod stream;
 mod walk;
 
@@ -27,7 +27,7 @@ use crate::repository::Repository;
 use crate::snapshot::{Snapshot, SourceKind, Summary, SNAPSHOT_VERSION};
 use crate::tree::{Node, NodeKind, Tree};
 
-use saver::Saver;
+use saver::with_saver;
 use stream::StreamSaver;
 use walk::{absolute_clean, Counters, Walker};
 
@@ -129,30 +129,16 @@ impl Repository {
         let started = Instant::now();
         crate::snapshot::parse_time(&opts.time)?;
         let cutter = Cutter::new(self.config().chunker, self.keys().chunker_seed);
-        let (saver, rx) = Saver::new(self, progress, 2);
         let counters = Counters::default();
-        let uploaders = opts.upload_threads.max(1);
-
-        let (kind, paths, command, parent, tree, warnings) = std::thread::scope(|s| {
-            for _ in 0..uploaders {
-                let rx = rx.clone();
-                let saver = &saver;
-                s.spawn(move || saver.upload_loop(rx));
-            }
-            drop(rx);
-            let stream = StreamSaver {
-                saver: &saver,
-                cutter: &cutter,
-                cancel: opts.cancel.as_deref(),
-            };
-            let result = self.save_source(source, opts, stream, &counters, progress);
-            let result = result.and_then(|r| saver.flush().map(|()| r));
-            if result.is_err() {
-                saver.abort();
-            }
-            result
-        })?;
-        saver.finish()?;
+        let ((kind, paths, command, parent, tree, warnings), added) =
+            with_saver(self, progress, opts.upload_threads, |saver| {
+                let stream = StreamSaver {
+                    saver,
+                    cutter: &cutter,
+                    cancel: opts.cancel.as_deref(),
+                };
+                self.save_source(source, opts, stream, &counters, progress)
+            })?;
         if opts
             .cancel
             .as_ref()
@@ -167,9 +153,9 @@ impl Repository {
             files_unchanged: counters.unchanged.load(Ordering::Relaxed),
             bytes_total: counters.bytes_total.load(Ordering::Relaxed),
             bytes_read: counters.bytes_read.load(Ordering::Relaxed),
-            bytes_added: saver.stats.bytes_added.load(Ordering::Relaxed),
-            bytes_stored: saver.stats.bytes_stored.load(Ordering::Relaxed),
-            blobs_added: saver.stats.blobs_added.load(Ordering::Relaxed),
+            bytes_added: added.bytes_added,
+            bytes_stored: added.bytes_stored,
+            blobs_added: added.blobs_added,
             errors: warnings.len() as u64,
             duration_seconds: started.elapsed().as_secs_f64(),
         };
@@ -186,6 +172,7 @@ impl Repository {
             parent,
             summary,
             program_version: env!("CARGO_PKG_VERSION").to_owned(),
+            original: None,
         };
         let id = self.save_snapshot(&snapshot)?;
         Ok(BackupResult {

@@ -251,6 +251,47 @@ impl<'r> Saver<'r> {
     }
 }
 
+/// What a [`with_saver`] run added to the repository.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Added {
+    pub bytes_added: u64,
+    pub bytes_stored: u64,
+    pub blobs_added: u64,
+}
+
+/// Runs `work` with a saver whose full packs `uploaders` threads store while
+/// it runs; then flushes, waits for the uploads and indexes them. When this
+/// returns `Ok`, everything `work` saved is durably stored and indexed, so a
+/// snapshot referencing it may be committed.
+pub(crate) fn with_saver<'r, T: Send>(
+    repo: &'r Repository,
+    progress: &'r dyn Progress,
+    uploaders: usize,
+    work: impl FnOnce(&Saver<'r>) -> Result<T> + Send,
+) -> Result<(T, Added)> {
+    let (saver, rx) = Saver::new(repo, progress, 2);
+    let out = std::thread::scope(|s| {
+        for _ in 0..uploaders.max(1) {
+            let rx = rx.clone();
+            let saver = &saver;
+            s.spawn(move || saver.upload_loop(rx));
+        }
+        drop(rx);
+        let result = work(&saver).and_then(|r| saver.flush().map(|()| r));
+        if result.is_err() {
+            saver.abort();
+        }
+        result
+    })?;
+    saver.finish()?;
+    let added = Added {
+        bytes_added: saver.stats.bytes_added.load(Ordering::Relaxed),
+        bytes_stored: saver.stats.bytes_stored.load(Ordering::Relaxed),
+        blobs_added: saver.stats.blobs_added.load(Ordering::Relaxed),
+    };
+    Ok((out, added))
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

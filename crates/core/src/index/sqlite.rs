@@ -242,7 +242,10 @@ impl SqliteIndex {
                 let pid: i64 = pack_stmt
                     .query_row(params![&pack.0[..]], |r| r.get(0))
                     .map_err(db_err(&self.path))?;
-                for e in entries {
+                // Inserting in key order keeps B-tree writes local.
+                let mut sorted: Vec<&crate::pack::PackEntry> = entries.iter().collect();
+                sorted.sort_unstable_by_key(|e| e.id);
+                for e in sorted {
                     blob_stmt
                         .execute(params![
                             &e.id.0[..],

@@ -1,0 +1,174 @@
+//! Copying snapshots between repositories.
+//!
+//! Each repository has its own keys, so chunk ids differ between them: a
+//! chunk is read from the source, re-identified and re-sealed under the
+//! target's keys, and stored only if the target lacks it. Trees are rewritten
+//! with the target's ids. File digests are plain BLAKE3 of the content, so
+//! they carry over unchanged. A snapshot already copied (the target has one
+//! whose `original` is its id) is skipped, so copying twice copies nothing.
+//! A map of source id → target id in the target's cache lets a later copy
+//! skip reading chunks it copied before (when the target still has them).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::archiver::saver::{with_saver, Saver};
+use crate::blob::BlobType;
+use crate::error::Result;
+use crate::id::{BlobId, SnapshotId};
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::snapshot::Snapshot;
+use crate::tree::{ContentBuilder, Node, NodeKind, Tree};
+
+/// Chunks read and re-sealed in parallel per window.
+const WINDOW: usize = 16;
+
+/// Outcome of a copy.
+#[derive(Clone, Debug, Default)]
+pub struct CopySummary {
+    /// Snapshots written to the target, as (source id, target id).
+    pub copied: Vec<(SnapshotId, SnapshotId)>,
+    /// Snapshots the target already had.
+    pub skipped: Vec<SnapshotId>,
+    /// Blobs read from the source.
+    pub blobs_read: u64,
+    /// Blobs new to the target.
+    pub blobs_added: u64,
+    /// Bytes stored in the target (after compression and sealing).
+    pub bytes_stored: u64,
+}
+
+struct Copier<'a, 'r> {
+    src: &'a Repository,
+    saver: &'a Saver<'r>,
+    /// Source id → target id, for this run (trees and lists are often shared).
+    seen: Mutex<HashMap<BlobId, BlobId>>,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl Repository {
+    /// Copies `snapshots` of `src` into this repository (see the module docs).
+    pub fn copy_from(
+        &self,
+        src: &Repository,
+        snapshots: &[(SnapshotId, Snapshot)],
+        progress: &dyn Progress,
+    ) -> Result<CopySummary> {
+        let existing: Vec<SnapshotId> = self
+            .list_snapshots()?
+            .into_iter()
+            .filter_map(|(_, s)| s.original)
+            .collect();
+        let mut summary = CopySummary::default();
+        for (id, snap) in snapshots {
+            if existing.contains(id) {
+                summary.skipped.push(*id);
+                continue;
+            }
+            let ((tree, read), added) = with_saver(self, progress, 2, |saver| {
+                let copier = Copier {
+                    src,
+                    saver,
+                    seen: Mutex::new(HashMap::new()),
+                    read: Default::default(),
+                };
+                let tree = copier.tree(&snap.tree)?;
+                Ok((tree, copier.read.into_inner()))
+            })?;
+            let mut copy = snap.clone();
+            copy.tree = tree;
+            copy.parent = None;
+            copy.original = Some(*id);
+            let new_id = self.save_snapshot(&copy)?;
+            summary.copied.push((*id, new_id));
+            summary.blobs_read += read;
+            summary.blobs_added += added.blobs_added;
+            summary.bytes_stored += added.bytes_stored;
+        }
+        Ok(summary)
+    }
+}
+
+impl Copier<'_, '_> {
+    fn known(&self, id: &BlobId) -> Option<BlobId> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied()
+    }
+
+    fn remember(&self, from: BlobId, to: BlobId) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(from, to);
+    }
+
+    /// Copies one blob; returns its id in the target.
+    fn blob(&self, kind: BlobType, id: &BlobId) -> Result<BlobId> {
+        if let Some(t) = self.known(id) {
+            return Ok(t);
+        }
+        let data = self.src.read_blob(kind, id)?;
+        self.read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let new = self.saver.save(kind, &data)?;
+        self.remember(*id, new);
+        Ok(new)
+    }
+
+    fn tree(&self, id: &BlobId) -> Result<BlobId> {
+        if let Some(t) = self.known(id) {
+            return Ok(t);
+        }
+        let tree = self.src.load_tree(id)?;
+        let nodes = tree
+            .nodes
+            .into_par_iter()
+            .map(|n| self.node(n))
+            .collect::<Result<Vec<Node>>>()?;
+        let new = self.saver.save(BlobType::Tree, &Tree { nodes }.encode())?;
+        self.remember(*id, new);
+        Ok(new)
+    }
+
+    fn node(&self, mut node: Node) -> Result<Node> {
+        match node.kind {
+            NodeKind::Dir => {
+                if let Some(sub) = node.subtree {
+                    node.subtree = Some(self.tree(&sub)?);
+                }
+            }
+            NodeKind::File => {
+                let mut builder = ContentBuilder::default();
+                let mut save_list = |b: Vec<u8>| self.saver.save(BlobType::List, &b);
+                let mut ids = Vec::new();
+                self.src.for_each_chunk_list(
+                    &node.content,
+                    node.content_depth,
+                    &mut |chunk_ids| {
+                        for window in chunk_ids.chunks(WINDOW) {
+                            let copied: Vec<BlobId> = window
+                                .par_iter()
+                                .map(|c| self.blob(BlobType::Data, c))
+                                .collect::<Result<_>>()?;
+                            ids.extend(copied);
+                        }
+                        Ok(())
+                    },
+                )?;
+                for id in ids {
+                    builder.push(id, &mut save_list)?;
+                }
+                let (content, depth) = builder.finish(&mut save_list)?;
+                node.content = content;
+                node.content_depth = depth;
+            }
+            NodeKind::Symlink => {}
+        }
+        Ok(node)
+    }
+}
