@@ -37,6 +37,7 @@ pub mod faulty;
 mod handle;
 pub mod local;
 pub mod memory;
+pub mod retry;
 pub mod testing;
 pub mod url;
 
@@ -47,4 +48,5 @@ pub use faulty::{FaultPlan, FaultyBackend};
 pub use handle::{FileType, Handle};
 pub use local::LocalDir;
 pub use memory::MemoryBackend;
+pub use retry::{CountingBackend, Requests, RetryBackend};
 pub use url::open_url;

@@ -39,7 +39,11 @@ pub fn open_url(url: &str) -> Result<Arc<dyn Backend>> {
             format!("the repository URL `{url}` has no path: use file:///absolute/path"),
         )),
         "file" => Ok(Arc::new(LocalDir::new(rest))),
-        "s3" | "gs" | "az" => Ok(Arc::new(crate::cloud::CloudBackend::from_url(url)?)),
+        // object_store retries HTTP failures itself; this adds retries of
+        // anything else marked transient.
+        "s3" | "gs" | "az" => Ok(Arc::new(crate::retry::RetryBackend::new(
+            crate::cloud::CloudBackend::from_url(url)?,
+        ))),
         _ => Err(StoreError::new(
             StoreErrorKind::Unsupported,
             format!(
