@@ -26,7 +26,7 @@ use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
 
 /// Chunks fetched in parallel per window (about 16 MiB at the default chunk size).
-const WINDOW: usize = 16;
+const WINDOW: usize = 32;
 
 /// Options of a restore.
 #[derive(Clone, Debug, Default)]
@@ -281,11 +281,8 @@ impl Repository {
             }
             Ok(())
         };
-        let fetch = |ids: &[BlobId]| -> Result<Vec<Vec<u8>>> {
-            ids.par_iter()
-                .map(|id| self.read_blob(BlobType::Data, id))
-                .collect()
-        };
+        let fetch =
+            |ids: &[BlobId]| -> Result<Vec<Vec<u8>>> { self.read_blobs(BlobType::Data, ids) };
         self.for_each_chunk_list(&node.content, node.content_depth, &mut |ids| {
             for window in ids.chunks(WINDOW) {
                 let prev = pending.take();
