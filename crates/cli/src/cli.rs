@@ -79,6 +79,14 @@ pub enum Command {
     Dump(DumpArgs),
     /// Copy snapshots from another repository into this one.
     Copy(CopyArgs),
+    /// Remove snapshots by a retention policy (or by id); data is freed by prune.
+    Forget(Box<ForgetArgs>),
+    /// Verify the repository: structure always, data with --read-data.
+    Check(CheckArgs),
+    /// Delete data no snapshot uses (after forget).
+    Prune(PruneArgs),
+    /// Remove stale locks and leases (or all with --remove-all).
+    Unlock(UnlockArgs),
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +189,114 @@ pub struct CopyArgs {
     pub snapshots: Vec<String>,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+/// Retention flags, restic-compatible. N = -1 means unlimited.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PolicyArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    pub keep_last: Option<i32>,
+    /// Keep the newest snapshot of each of the N newest hours.
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    pub keep_hourly: Option<i32>,
+    /// ... of each of the N newest days.
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    pub keep_daily: Option<i32>,
+    /// ... of each of the N newest ISO weeks.
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    pub keep_weekly: Option<i32>,
+    /// ... of each of the N newest months.
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    pub keep_monthly: Option<i32>,
+    /// ... of each of the N newest years.
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    pub keep_yearly: Option<i32>,
+    /// Keep snapshots newer than the group's newest minus DURATION (e.g. 1y6m2d3h).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep one snapshot per hour within DURATION.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_hourly: Option<String>,
+    /// Keep one snapshot per day within DURATION.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_daily: Option<String>,
+    /// Keep one snapshot per week within DURATION.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_weekly: Option<String>,
+    /// Keep one snapshot per month within DURATION.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_monthly: Option<String>,
+    /// Keep one snapshot per year within DURATION.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_yearly: Option<String>,
+    /// Keep snapshots with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    pub keep_tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Snapshots to forget explicitly (instead of a policy).
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Group snapshots by any of host, paths, tags before applying the policy.
+    #[arg(long, default_value = "host,paths")]
+    pub group_by: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Show what would be removed, remove nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Apply the retention of each profile in this TOML file (see examples/vault.toml).
+    #[arg(long, env = "VAULT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// With --config: only this profile.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Prune afterwards.
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub prune_opts: PruneOpts,
+}
+
+/// How prune repacks.
+#[derive(Debug, Args, Clone)]
+pub struct PruneOpts {
+    /// Repack packs whose unused share exceeds this (e.g. 5%, or `unlimited` to never repack).
+    #[arg(long, default_value = "5%")]
+    pub max_unused: String,
+    /// Repack at most this much used data per run (e.g. 2G).
+    #[arg(long, value_parser = parse_size)]
+    pub max_repack_size: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub opts: PruneOpts,
+    /// Print the plan, change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Remove every lock and lease, live or not (after making sure no vault process is running).
+    #[arg(long)]
+    pub remove_all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Download every pack and verify every blob.
+    #[arg(long)]
+    pub read_data: bool,
+    /// Download and verify a subset: `n/m` (slice n of m, stable) or `P%`.
+    #[arg(long, conflicts_with = "read_data")]
+    pub read_data_subset: Option<String>,
 }
 
 /// Parses `1048576`, `512K`, `1M`, `1G` (binary units).

@@ -4,6 +4,7 @@
 
 pub mod cli;
 mod commands;
+pub mod config;
 mod context;
 mod output;
 
@@ -53,6 +54,7 @@ impl From<vault_core::Error> for CliError {
         let code = match &e {
             E::RepositoryNotFound { .. } => 10,
             E::WrongPassword { .. } => 12,
+            E::Locked { .. } => 11,
             _ => 1,
         };
         CliError {

@@ -86,6 +86,12 @@ pub enum Error {
         /// How it ended ("exited with status 1", "was killed by signal 9", "could not be started: ...").
         status: String,
     },
+    /// Another process holds the repository's exclusive lock.
+    #[error("the repository is locked by {holder}; if that process is gone, run `vault unlock`")]
+    Locked {
+        /// Who holds it.
+        holder: String,
+    },
     /// The operation was cancelled by the caller.
     #[error("interrupted; nothing was committed")]
     Interrupted,

@@ -37,15 +37,19 @@
 
 pub mod archiver;
 pub mod blob;
+pub mod check;
 pub mod chunker;
 pub mod config;
 pub mod copy;
 pub mod crypto;
 pub mod error;
+pub mod forget;
 pub mod id;
 pub mod index;
+pub mod lock;
 pub mod pack;
 pub mod progress;
+pub mod prune;
 pub mod repository;
 pub mod restore;
 pub mod retention;

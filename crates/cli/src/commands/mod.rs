@@ -1,16 +1,22 @@
 //! One module per subcommand: parse → call the core → render.
 
+mod check;
 mod copy;
 mod dump;
+mod forget;
 mod init;
 mod ls;
+mod prune;
 mod restore;
 mod snapshot;
 mod snapshots;
+mod unlock;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
 use crate::{CliError, Outcome};
+
+pub(crate) use prune::run as prune_run;
 
 /// Runs the parsed command line.
 pub fn run(cli: &Cli) -> Result<Outcome, CliError> {
@@ -25,5 +31,9 @@ pub fn run(cli: &Cli) -> Result<Outcome, CliError> {
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Dump(a) => dump::run(&ctx, a),
         Command::Copy(a) => copy::run(&ctx, a),
+        Command::Forget(a) => forget::run(&ctx, a),
+        Command::Check(a) => check::run(&ctx, a),
+        Command::Prune(a) => prune::run(&ctx, &a.opts, a.dry_run),
+        Command::Unlock(a) => unlock::run(&ctx, a),
     }
 }

@@ -126,6 +126,41 @@ impl Repository {
         opts: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupResult> {
+        // Announce the backup before reading the index, so that a prune either
+        // sees this lease or wrote its new index before this backup read it.
+        let lease = self.take_lease(&opts.hostname)?;
+        self.refresh_index()?;
+        let lease = std::sync::Mutex::new(lease);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let result = std::thread::scope(|s| {
+            let refresher = s.spawn(|| {
+                let mut last = Instant::now();
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(std::time::Duration::from_secs(1));
+                    if last.elapsed().as_secs() >= crate::lock::LEASE_REFRESH_SECONDS {
+                        last = Instant::now();
+                        let mut name = lease.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Ok(new) = self.refresh_lease(&name, &opts.hostname) {
+                            *name = new;
+                        }
+                    }
+                }
+            });
+            let r = self.snapshot_leased(source, opts, progress);
+            done.store(true, Ordering::Relaxed);
+            refresher.thread().unpark();
+            r
+        });
+        let _ = self.release(&lease.into_inner().unwrap_or_else(|p| p.into_inner()));
+        result
+    }
+
+    fn snapshot_leased(
+        &self,
+        source: Source<'_>,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<BackupResult> {
         let started = Instant::now();
         crate::snapshot::parse_time(&opts.time)?;
         let cutter = Cutter::new(self.config().chunker, self.keys().chunker_seed);

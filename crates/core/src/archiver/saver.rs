@@ -168,6 +168,38 @@ impl<'r> Saver<'r> {
         Ok(true)
     }
 
+    /// Adds an already sealed blob (repacking: no re-encryption). Skips ids
+    /// this saver already holds.
+    pub fn add_sealed(
+        &self,
+        kind: BlobType,
+        id: BlobId,
+        sealed: &[u8],
+        raw_length: u32,
+    ) -> Result<()> {
+        self.check_failed()?;
+        if !lock(&self.in_flight).insert(id) {
+            return Ok(());
+        }
+        self.stats
+            .bytes_stored
+            .fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        self.stats.blobs_added.fetch_add(1, Ordering::Relaxed);
+        let target = self.repo.config().pack_size as usize;
+        let full = {
+            let mut slot = lock(&self.packers[usize::from(kind != BlobType::Data)]);
+            if slot.is_empty() {
+                slot.push(PackWriter::with_capacity(target + target / 8));
+            }
+            slot[0].add(kind, id, sealed, raw_length);
+            (slot[0].size() >= target).then(|| slot.swap_remove(0))
+        };
+        if let Some(w) = full {
+            self.send(w)?;
+        }
+        Ok(())
+    }
+
     fn send(&self, w: PackWriter) -> Result<()> {
         let finished = w.finish(self.repo.keys())?;
         let tx = lock(&self.tx).clone();

@@ -99,6 +99,7 @@ impl SqliteIndex {
              CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, kind INTEGER NOT NULL, pid INTEGER NOT NULL,
                  offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS ingested(id BLOB PRIMARY KEY) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS used(id BLOB PRIMARY KEY) WITHOUT ROWID;
              INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');",
         )
         .map_err(db_err(&path))?;
@@ -307,6 +308,127 @@ impl SqliteIndex {
             .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")
             .map_err(db_err(&self.path))?;
         stmt.exists(params![&id.0[..]]).map_err(db_err(&self.path))
+    }
+
+    /// Forgets all marks of [`SqliteIndex::mark_used`].
+    pub fn clear_marks(&self) -> Result<()> {
+        self.lock()
+            .execute_batch("DELETE FROM used;")
+            .map_err(db_err(&self.path))
+    }
+
+    /// Marks blobs as used by some snapshot (prune's mark phase); returns how
+    /// many were not marked before.
+    pub fn mark_used(&self, ids: &[BlobId]) -> Result<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(db_err(&self.path))?;
+        let mut n = 0;
+        {
+            let mut st = tx
+                .prepare_cached("INSERT OR IGNORE INTO used(id) VALUES (?1)")
+                .map_err(db_err(&self.path))?;
+            for id in ids {
+                n += st.execute(params![&id.0[..]]).map_err(db_err(&self.path))?;
+            }
+        }
+        tx.commit().map_err(db_err(&self.path))?;
+        Ok(n)
+    }
+
+    /// True when `id` was marked used.
+    pub fn is_marked(&self, id: &BlobId) -> Result<bool> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare_cached("SELECT 1 FROM used WHERE id = ?1")
+            .map_err(db_err(&self.path))?;
+        st.exists(params![&id.0[..]]).map_err(db_err(&self.path))
+    }
+
+    /// Marked blobs that the index does not hold.
+    pub fn marked_but_missing(&self) -> Result<Vec<BlobId>> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare("SELECT u.id FROM used u LEFT JOIN blobs b ON b.id = u.id WHERE b.id IS NULL")
+            .map_err(db_err(&self.path))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(db_err(&self.path))?;
+        rows.map(|r| {
+            r.map_err(db_err(&self.path))
+                .map(|b| BlobId::from_slice(&b).unwrap_or(BlobId([0; 32])))
+        })
+        .collect()
+    }
+
+    /// Per pack: (pack, sealed bytes of all its indexed blobs, of the used ones,
+    /// blob count). Packs the cache knows without any blob (all duplicates) have 0.
+    pub fn pack_usage(&self) -> Result<Vec<(PackId, u64, u64, u64)>> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare(
+                "SELECT p.id, COALESCE(SUM(b.length), 0), COALESCE(SUM(CASE WHEN u.id IS NULL THEN 0 ELSE b.length END), 0), COUNT(b.id)
+                 FROM packs p LEFT JOIN blobs b ON b.pid = p.pid LEFT JOIN used u ON u.id = b.id GROUP BY p.pid",
+            )
+            .map_err(db_err(&self.path))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(db_err(&self.path))?;
+        rows.map(|r| {
+            let (p, t, u, n) = r.map_err(db_err(&self.path))?;
+            Ok((
+                PackId::from_slice(&p).unwrap_or(PackId([0; 32])),
+                t as u64,
+                u as u64,
+                n as u64,
+            ))
+        })
+        .collect()
+    }
+
+    /// The indexed blobs of one pack, optionally only the used ones.
+    pub fn pack_entries(
+        &self,
+        pack: &PackId,
+        used_only: bool,
+    ) -> Result<Vec<crate::pack::PackEntry>> {
+        let conn = self.lock();
+        let sql = if used_only {
+            "SELECT b.id, b.kind, b.offset, b.length, b.raw_length FROM blobs b JOIN packs p ON p.pid = b.pid JOIN used u ON u.id = b.id WHERE p.id = ?1 ORDER BY b.offset"
+        } else {
+            "SELECT b.id, b.kind, b.offset, b.length, b.raw_length FROM blobs b JOIN packs p ON p.pid = b.pid WHERE p.id = ?1 ORDER BY b.offset"
+        };
+        let mut st = conn.prepare_cached(sql).map_err(db_err(&self.path))?;
+        let rows = st
+            .query_map(params![&pack.0[..]], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, u32>(4)?,
+                ))
+            })
+            .map_err(db_err(&self.path))?;
+        rows.map(|r| {
+            let (id, kind, offset, length, raw_length) = r.map_err(db_err(&self.path))?;
+            Ok(crate::pack::PackEntry {
+                kind: BlobType::from_u8(kind)
+                    .ok_or_else(|| Error::cache(&self.path, "bad blob type"))?,
+                id: BlobId::from_slice(&id)
+                    .ok_or_else(|| Error::cache(&self.path, "bad blob id"))?,
+                offset,
+                length,
+                raw_length,
+            })
+        })
+        .collect()
     }
 
     /// Number of indexed blobs.

@@ -1,0 +1,55 @@
+//! `vault check`
+
+use vault_core::check::ReadData;
+use vault_core::NoProgress;
+
+use crate::cli::CheckArgs;
+use crate::context::Context;
+use crate::output::bytes;
+use crate::{CliError, Outcome};
+
+pub fn run(ctx: &Context<'_>, args: &CheckArgs) -> Result<Outcome, CliError> {
+    let read = match (&args.read_data_subset, args.read_data) {
+        (Some(s), _) => ReadData::parse_subset(s)?,
+        (None, true) => ReadData::All,
+        (None, false) => ReadData::None,
+    };
+    let repo = ctx.open()?;
+    let report = repo.check(read, &NoProgress)?;
+    if ctx.global.json {
+        println!(
+            "{}",
+            serde_json::json!({"message_type": "check", "ok": report.is_ok(), "report": report})
+        );
+    } else {
+        for p in &report.problems {
+            eprintln!("damaged: {}: {}", p.object, p.message);
+            for a in &p.affects {
+                eprintln!("  affects {a}");
+            }
+        }
+        if !ctx.global.quiet {
+            for i in &report.info {
+                println!("info: {i}");
+            }
+            println!(
+                "checked {} snapshots and {} packs ({} read in full, {})",
+                report.snapshots,
+                report.packs,
+                report.packs_read,
+                bytes(report.bytes_read)
+            );
+        }
+    }
+    if report.is_ok() {
+        if !ctx.global.json && !ctx.global.quiet {
+            println!("no errors were found");
+        }
+        Ok(Outcome::Success)
+    } else {
+        Err(CliError::fatal(format!(
+            "the repository is damaged: {} problem(s), listed above",
+            report.problems.len()
+        )))
+    }
+}

@@ -1,0 +1,73 @@
+//! `vault prune`
+
+use vault_core::prune::PruneOptions;
+use vault_core::NoProgress;
+
+use crate::cli::PruneOpts;
+use crate::context::{hostname, Context};
+use crate::output::bytes;
+use crate::{CliError, Outcome};
+
+fn fraction(s: &str) -> Result<f64, CliError> {
+    if s == "unlimited" {
+        return Ok(f64::INFINITY);
+    }
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| CliError::usage(format!("--max-unused `{s}`: use a percentage such as 5%")))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(CliError::usage(format!(
+            "--max-unused `{s}` must be between 0% and 100%"
+        )));
+    }
+    Ok(v / 100.0)
+}
+
+pub fn run(ctx: &Context<'_>, opts: &PruneOpts, dry_run: bool) -> Result<Outcome, CliError> {
+    let repo = ctx.open()?;
+    let options = PruneOptions {
+        max_unused: fraction(&opts.max_unused)?,
+        max_repack_bytes: opts.max_repack_size,
+        dry_run,
+        hostname: hostname(),
+    };
+    let r = repo.prune(&options, &NoProgress)?;
+    if ctx.global.json {
+        println!(
+            "{}",
+            serde_json::json!({"message_type": "prune", "report": r})
+        );
+        return Ok(Outcome::Success);
+    }
+    for s in &r.stale_removed {
+        eprintln!("removed stale {s}");
+    }
+    if !ctx.global.quiet {
+        println!(
+            "{} packs, {} of blobs, {} used",
+            r.packs,
+            bytes(r.bytes_total),
+            bytes(r.bytes_used)
+        );
+        let verb = if dry_run { "would" } else { "will" };
+        println!(
+            "{verb} delete {} unused packs, repack {} packs, remove {} unreferenced packs, rescue {} blobs: {} freed",
+            r.delete.len(),
+            r.repack.len(),
+            r.unreferenced.len(),
+            r.rescued,
+            bytes(r.bytes_freed)
+        );
+        if !dry_run {
+            println!("deleted {} packs now", r.deleted_now + r.deleted_pending);
+            if r.deferred > 0 {
+                println!(
+                    "{} packs wait for running backups to finish; the next prune deletes them",
+                    r.deferred
+                );
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,381 @@
+//! Check: verify that every snapshot can be restored, without restoring it.
+//!
+//! Structure (always): snapshot, index and pack objects open and
+//! authenticate; every index entry lies within an existing pack and agrees
+//! with that pack's own header; every tree of every snapshot opens, and every
+//! chunk a file needs is indexed. Data (`--read-data`, or a subset): packs are
+//! downloaded, checked against their content-derived names, and every blob is
+//! opened, decompressed and re-hashed. Each problem names what it affects;
+//! unreferenced data is information, not damage.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use vault_store::{FileType, Handle};
+
+use crate::blob::{open_blob, BlobType};
+use crate::error::Result;
+use crate::id::{object_hash, BlobId, IndexId, PackId, SnapshotId};
+use crate::pack::{header_length, parse_header, parse_pack, PackEntry};
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::tree::NodeKind;
+
+/// Which packs `check` downloads and verifies in full.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum ReadData {
+    /// None: structure only.
+    #[default]
+    None,
+    /// Every pack.
+    All,
+    /// Slice `n` of `m` (1-based) of the packs, by id: `1/4` .. `4/4` cover all.
+    Slice(u32, u32),
+    /// About this percentage of the packs, chosen at random.
+    Percent(f64),
+}
+
+impl ReadData {
+    /// Parses `n/m` or `P%`.
+    pub fn parse_subset(s: &str) -> Result<ReadData> {
+        let bad = || {
+            crate::Error::Invalid(format!(
+                "--read-data-subset `{s}`: use n/m (e.g. 2/7) or a percentage (e.g. 10%)"
+            ))
+        };
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(bad());
+            }
+            return Ok(ReadData::Percent(p));
+        }
+        let (n, m) = s.split_once('/').ok_or_else(bad)?;
+        let (n, m): (u32, u32) = (
+            n.trim().parse().map_err(|_| bad())?,
+            m.trim().parse().map_err(|_| bad())?,
+        );
+        if m == 0 || n == 0 || n > m {
+            return Err(bad());
+        }
+        Ok(ReadData::Slice(n, m))
+    }
+
+    fn selects(&self, pack: &PackId) -> bool {
+        match *self {
+            ReadData::None => false,
+            ReadData::All => true,
+            // Pack ids are uniform hashes: slices by id are even and stable.
+            ReadData::Slice(n, m) => {
+                u32::from_be_bytes([pack.0[0], pack.0[1], pack.0[2], pack.0[3]]) % m == n - 1
+            }
+            ReadData::Percent(p) => rand::random::<f64>() * 100.0 < p,
+        }
+    }
+}
+
+/// One problem found.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// The damaged object (`pack 3fa9...`, `snapshot 1a2b...`, `blob ...`).
+    pub object: String,
+    /// What is wrong.
+    pub message: String,
+    /// Snapshots and files affected (`1a2b3c4d:/srv/db.sql`).
+    pub affects: Vec<String>,
+}
+
+/// Result of a check.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Damage: anything here means some snapshot may not restore.
+    pub problems: Vec<Problem>,
+    /// Harmless findings (unreferenced packs, ...).
+    pub info: Vec<String>,
+    /// Snapshots checked.
+    pub snapshots: u64,
+    /// Packs known to the index.
+    pub packs: u64,
+    /// Packs downloaded and verified.
+    pub packs_read: u64,
+    /// Bytes downloaded.
+    pub bytes_read: u64,
+}
+
+impl CheckReport {
+    /// True when nothing is damaged.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Repository {
+    /// Checks the repository (see the module docs).
+    pub fn check(&self, read_data: ReadData, progress: &dyn Progress) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        let problem = |object: String, message: String, affects: Vec<String>| Problem {
+            object,
+            message,
+            affects,
+        };
+
+        // Index objects: each pack's entries, as the index says.
+        let index_ids: Vec<IndexId> = self
+            .backend()
+            .list(FileType::Index)?
+            .into_iter()
+            .filter_map(|(n, _)| IndexId::from_hex(&n))
+            .collect();
+        let mut indexed: HashMap<PackId, Vec<PackEntry>> = HashMap::new();
+        let mut superseded = HashSet::new();
+        let mut loaded = Vec::new();
+        for id in &index_ids {
+            match self.load_index(id) {
+                Ok(f) => {
+                    superseded.extend(f.supersedes.iter().copied());
+                    loaded.push((*id, f));
+                }
+                Err(e) => report.problems.push(problem(
+                    format!("index {}", id.to_hex()),
+                    e.to_string(),
+                    vec![],
+                )),
+            }
+        }
+        for (id, f) in loaded {
+            if superseded.contains(&id) {
+                continue;
+            }
+            for (pack, entries) in f.packs {
+                indexed.entry(pack).or_default().extend(entries);
+            }
+        }
+        report.packs = indexed.len() as u64;
+
+        // Packs: present, long enough, header agrees with the index.
+        let stored: HashMap<String, u64> =
+            self.backend().list(FileType::Pack)?.into_iter().collect();
+        let pack_findings: Vec<(Option<Problem>, u64, u64)> = indexed
+            .par_iter()
+            .map(|(pack, entries)| {
+                self.check_pack(
+                    pack,
+                    entries,
+                    stored.get(&pack.to_hex()).copied(),
+                    read_data,
+                    progress,
+                )
+            })
+            .collect();
+        for (p, read, bytes) in pack_findings {
+            report.problems.extend(p);
+            report.packs_read += read;
+            report.bytes_read += bytes;
+        }
+        let known: HashSet<String> = indexed.keys().map(|p| p.to_hex()).collect();
+        for name in stored.keys().filter(|n| !known.contains(*n)) {
+            report.info.push(format!("pack {name} is not referenced by any index (left by an interrupted backup; prune removes it)"));
+        }
+
+        // Snapshots and their trees.
+        let (snaps, damaged) = self.list_snapshots_checked()?;
+        for (id, e) in damaged {
+            report.problems.push(problem(
+                format!("snapshot {}", id.to_hex()),
+                e.to_string(),
+                vec![id.to_string()],
+            ));
+        }
+        report.snapshots = snaps.len() as u64;
+        let mut good_trees = HashSet::new();
+        for (id, snap) in &snaps {
+            self.check_tree(id, &snap.tree, "", &mut good_trees, &mut report.problems);
+        }
+        Ok(report)
+    }
+
+    fn check_pack(
+        &self,
+        pack: &PackId,
+        entries: &[PackEntry],
+        stored_size: Option<u64>,
+        read_data: ReadData,
+        progress: &dyn Progress,
+    ) -> (Option<Problem>, u64, u64) {
+        let object = format!("pack {}", pack.to_hex());
+        let p = |m: String| {
+            Some(Problem {
+                object: object.clone(),
+                message: m,
+                affects: vec![],
+            })
+        };
+        let Some(size) = stored_size else {
+            return (
+                p(format!(
+                    "missing ({} blobs indexed in it are lost)",
+                    entries.len()
+                )),
+                0,
+                0,
+            );
+        };
+        let needed = entries
+            .iter()
+            .map(|e| u64::from(e.offset) + u64::from(e.length))
+            .max()
+            .unwrap_or(0);
+        if size < needed {
+            return (
+                p(format!("truncated: {size} bytes, the index needs {needed}")),
+                0,
+                0,
+            );
+        }
+        let handle = match Handle::new(FileType::Pack, pack.to_hex()) {
+            Ok(h) => h,
+            Err(e) => return (p(e.to_string()), 0, 0),
+        };
+        let header = if read_data.selects(pack) {
+            let bytes = match self.backend().read(&handle) {
+                Ok(b) => b,
+                Err(e) => return (p(e.to_string()), 0, 0),
+            };
+            progress.bytes(bytes.len() as u64);
+            if object_hash(&bytes) != pack.0 {
+                return (
+                    p("content does not match its name".into()),
+                    1,
+                    bytes.len() as u64,
+                );
+            }
+            let parsed = parse_pack(self.keys(), pack, &bytes);
+            if let Ok(list) = &parsed {
+                for e in list {
+                    let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+                    if let Err(err) = open_blob(self.keys(), e.kind, &e.id, sealed, e.raw_length) {
+                        return (p(err.to_string()), 1, bytes.len() as u64);
+                    }
+                }
+            }
+            (parsed, 1, bytes.len() as u64)
+        } else {
+            let parsed = self
+                .backend()
+                .read_range(&handle, size - 4, 4)
+                .map_err(crate::Error::from)
+                .and_then(|t| header_length(pack, &t, size))
+                .and_then(|hl| {
+                    let h = self.backend().read_range(
+                        &handle,
+                        size - 4 - u64::from(hl),
+                        u64::from(hl),
+                    )?;
+                    parse_header(self.keys(), pack, &h, size)
+                });
+            (parsed, 0, 0)
+        };
+        let (parsed, read, bytes) = header;
+        match parsed {
+            Err(e) => (p(e.to_string()), read, bytes),
+            Ok(list) => {
+                let in_pack: HashMap<BlobId, &PackEntry> = list.iter().map(|e| (e.id, e)).collect();
+                for e in entries {
+                    match in_pack.get(&e.id) {
+                        Some(h)
+                            if h.offset == e.offset && h.length == e.length && h.kind == e.kind => {
+                        }
+                        _ => {
+                            return (
+                                p(format!(
+                                    "its header disagrees with the index about blob {}",
+                                    e.id.to_hex()
+                                )),
+                                read,
+                                bytes,
+                            )
+                        }
+                    }
+                }
+                (None, read, bytes)
+            }
+        }
+    }
+
+    fn check_tree(
+        &self,
+        snap: &SnapshotId,
+        tree: &BlobId,
+        path: &str,
+        good: &mut HashSet<BlobId>,
+        problems: &mut Vec<Problem>,
+    ) {
+        if good.contains(tree) {
+            return;
+        }
+        let t = match self.load_tree(tree) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(Problem {
+                    object: format!("tree {}", tree.to_hex()),
+                    message: e.to_string(),
+                    affects: vec![format!(
+                        "{snap}:{}",
+                        if path.is_empty() { "/" } else { path }
+                    )],
+                });
+                return;
+            }
+        };
+        let mut ok = true;
+        for n in &t.nodes {
+            let p = format!("{path}/{}", n.name);
+            match n.kind {
+                NodeKind::Dir => {
+                    if let Some(sub) = n.subtree {
+                        let before = problems.len();
+                        self.check_tree(snap, &sub, &p, good, problems);
+                        ok &= problems.len() == before;
+                    }
+                }
+                NodeKind::File => {
+                    let mut missing = Vec::new();
+                    let res = self.for_each_chunk_list(&n.content, n.content_depth, &mut |ids| {
+                        for id in ids {
+                            match self.locate(id) {
+                                Ok(l) if l.kind == BlobType::Data => {}
+                                _ => missing.push(*id),
+                            }
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = res {
+                        missing.clear();
+                        problems.push(Problem {
+                            object: format!("file {p}"),
+                            message: e.to_string(),
+                            affects: vec![format!("{snap}:{p}")],
+                        });
+                        ok = false;
+                    }
+                    if let Some(first) = missing.first() {
+                        problems.push(Problem {
+                            object: format!("blob {}", first.to_hex()),
+                            message: format!(
+                                "{} chunk(s) of this file are not in the index",
+                                missing.len()
+                            ),
+                            affects: vec![format!("{snap}:{p}")],
+                        });
+                        ok = false;
+                    }
+                }
+                NodeKind::Symlink => {}
+            }
+        }
+        if ok {
+            good.insert(*tree);
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! Prune: give back the space that no snapshot uses, without ever risking a
+//! snapshot that is kept or being written.
+//!
+//! Order of work (each step durable before the next):
+//!
+//! 1. Take the exclusive prune lock; remove stale leases and locks.
+//! 2. List packs, *then* list live leases (a pack present in the listing was
+//!    written under a lease that is either still visible or gone for good).
+//! 3. Mark every blob reachable from every snapshot (in the SQLite cache, so
+//!    memory stays bounded). A used blob the index lacks but a pack awaiting
+//!    deletion holds is *rescued*: copied into a new pack (a backup that ran
+//!    during an earlier prune may have deduplicated against it).
+//! 4. Classify packs: wholly unused → delete; partly unused beyond
+//!    `max_unused` → repack (the used blobs are copied, still sealed, into new
+//!    packs); packs no index mentions → delete, but only when no backup is
+//!    running (they may be a running backup's, not yet indexed).
+//! 5. Write the new packs and their index objects; then new index objects for
+//!    every kept pack, the last of which supersedes all the old ones; then
+//!    delete the old index objects.
+//! 6. Delete the packs: at once when no live lease exists; otherwise record
+//!    them in `locks/pending-*` with the leases seen, and delete them in a
+//!    later prune once every one of those leases is gone.
+//!
+//! A prune killed at any point leaves a repository where every kept snapshot
+//! restores: until the superseding index object exists the old index is the
+//! truth; after it, everything kept is in the new index; packs are deleted
+//! last. Running prune again finishes the job.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use vault_store::{FileType, Handle};
+
+use crate::archiver::saver::with_saver;
+use crate::blob::BlobType;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, IndexId, PackId};
+use crate::index::IndexFile;
+use crate::lock::LockInfo;
+use crate::pack::{header_length, parse_header, PackEntry};
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::tree::{decode_list, NodeKind};
+
+const PENDING_AD: &[u8] = b"vault pending deletion v1";
+/// Blob entries per index object written by prune.
+const ENTRIES_PER_INDEX: usize = 50_000;
+
+/// How prune behaves.
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Repack a pack when more than this fraction of it is unused (0.0..=1.0).
+    pub max_unused: f64,
+    /// Repack at most this many bytes of used data in one run.
+    pub max_repack_bytes: Option<u64>,
+    /// Plan only.
+    pub dry_run: bool,
+    /// This host (for leases and locks).
+    pub hostname: String,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            max_unused: 0.05,
+            max_repack_bytes: None,
+            dry_run: false,
+            hostname: String::new(),
+        }
+    }
+}
+
+/// What prune will do, or did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PruneReport {
+    /// Packs in the index.
+    pub packs: u64,
+    /// Bytes of those packs' blobs.
+    pub bytes_total: u64,
+    /// Bytes of blobs some snapshot uses.
+    pub bytes_used: u64,
+    /// Wholly unused packs to delete.
+    pub delete: Vec<PackId>,
+    /// Partly unused packs to repack.
+    pub repack: Vec<PackId>,
+    /// Packs no index mentions (interrupted backups).
+    pub unreferenced: Vec<PackId>,
+    /// Used blobs copied out of packs awaiting deletion.
+    pub rescued: u64,
+    /// Bytes freed (or to be freed) by this run's deletions.
+    pub bytes_freed: u64,
+    /// Packs deleted now.
+    pub deleted_now: u64,
+    /// Packs whose deletion waits for running backups.
+    pub deferred: u64,
+    /// Packs deleted from earlier deferred prunes.
+    pub deleted_pending: u64,
+    /// Stale leases and locks removed.
+    pub stale_removed: Vec<String>,
+    /// True when nothing was changed.
+    pub dry_run: bool,
+}
+
+/// A deferred deletion, waiting for the leases it saw.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Pending {
+    packs: Vec<PackId>,
+    leases: Vec<String>,
+    created: String,
+}
+
+impl Repository {
+    /// Runs prune (see the module docs).
+    pub fn prune(&self, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
+        let replaced = self.lock_prune(&opts.hostname)?;
+        let result = self.prune_locked(opts, progress).map(|mut r| {
+            r.stale_removed.extend(replaced.map(|l| l.describe()));
+            r
+        });
+        let _ = self.release("prune");
+        result
+    }
+
+    fn prune_locked(&self, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
+        let mut report = PruneReport {
+            dry_run: opts.dry_run,
+            ..Default::default()
+        };
+        if !opts.dry_run {
+            report.stale_removed = self
+                .remove_stale_locks(&opts.hostname)?
+                .iter()
+                .map(LockInfo::describe)
+                .collect();
+        }
+        let stored: HashMap<PackId, u64> = self
+            .backend()
+            .list(FileType::Pack)?
+            .into_iter()
+            .filter_map(|(n, s)| PackId::from_hex(&n).map(|p| (p, s)))
+            .collect();
+        let live = self.live_leases(&opts.hostname)?;
+        let old_index: Vec<IndexId> = self
+            .backend()
+            .list(FileType::Index)?
+            .into_iter()
+            .filter_map(|(n, _)| IndexId::from_hex(&n))
+            .collect();
+        self.refresh_index()?;
+        let pending = self.pending()?;
+
+        // Packs outside the index (awaiting deletion, or left by an interrupted
+        // prune or backup) may hold blobs a snapshot needs: know what they hold.
+        let known: HashSet<PackId> = self
+            .index()
+            .pack_usage()?
+            .into_iter()
+            .map(|u| u.0)
+            .collect();
+        let mut holders: HashMap<BlobId, (PackId, PackEntry)> = HashMap::new();
+        for (pack, size) in stored.iter().filter(|(p, _)| !known.contains(*p)) {
+            if let Ok(entries) = self.pack_header(pack, *size) {
+                for e in entries {
+                    holders.insert(e.id, (*pack, e));
+                }
+            }
+        }
+
+        // Mark.
+        self.index().clear_marks()?;
+        let (snaps, damaged) = self.list_snapshots_checked()?;
+        if let Some((id, e)) = damaged.first() {
+            return Err(Error::Invalid(format!(
+                "snapshot {id} cannot be read ({e}); prune cannot know what it references and removed nothing: run `vault check`"
+            )));
+        }
+        for (_, s) in &snaps {
+            self.mark_tree(&s.tree, &holders)?;
+        }
+
+        // Classify.
+        let pending_packs: HashSet<PackId> = pending
+            .iter()
+            .flat_map(|(_, p)| p.packs.iter().copied())
+            .collect();
+        let usage = self.index().pack_usage()?;
+        let mut repack_budget = opts.max_repack_bytes.unwrap_or(u64::MAX);
+        for (pack, total, used, _) in &usage {
+            report.packs += 1;
+            report.bytes_total += total;
+            report.bytes_used += used;
+            if *used == 0 {
+                report.delete.push(*pack);
+                report.bytes_freed += stored.get(pack).copied().unwrap_or(*total);
+            } else if (*total - *used) as f64 > opts.max_unused * *total as f64
+                && *used <= repack_budget
+            {
+                repack_budget -= used;
+                report.repack.push(*pack);
+                report.bytes_freed += total - used;
+            }
+        }
+        if live.is_empty() {
+            for (pack, size) in &stored {
+                if !known.contains(pack) && !pending_packs.contains(pack) {
+                    report.unreferenced.push(*pack);
+                    report.bytes_freed += size;
+                }
+            }
+        }
+        // Used blobs that only packs outside the index hold (awaiting deletion,
+        // or left by a prune that was interrupted): rescue them.
+        let missing = self.index().marked_but_missing()?;
+        let mut rescue: Vec<(PackId, PackEntry)> = Vec::new();
+        if !missing.is_empty() {
+            for id in &missing {
+                match holders.get(id) {
+                    Some(found) => rescue.push(*found),
+                    None => {
+                        return Err(Error::Invalid(format!(
+                            "{} blob(s) used by snapshots are in no index and no pack (first: {}); prune removed nothing: run `vault check`",
+                            missing.len(),
+                            id.to_hex()
+                        )))
+                    }
+                }
+            }
+        }
+        report.rescued = rescue.len() as u64;
+        if opts.dry_run {
+            return Ok(report);
+        }
+
+        // Repack and rescue, then rewrite the index.
+        let dropped: HashSet<PackId> = report
+            .delete
+            .iter()
+            .chain(&report.repack)
+            .copied()
+            .collect();
+        if !report.repack.is_empty() || !rescue.is_empty() {
+            with_saver(self, progress, 2, |saver| {
+                for pack in &report.repack {
+                    let entries = self.index().pack_entries(pack, true)?;
+                    self.copy_sealed(saver, pack, &entries)?;
+                }
+                let mut by_pack: HashMap<PackId, Vec<PackEntry>> = HashMap::new();
+                for (p, e) in &rescue {
+                    by_pack.entry(*p).or_default().push(*e);
+                }
+                for (p, entries) in by_pack {
+                    self.copy_sealed(saver, &p, &entries)?;
+                }
+                Ok(())
+            })?;
+        }
+        if !dropped.is_empty() {
+            self.rewrite_index(&usage, &dropped, &old_index)?;
+        }
+
+        // Delete: now, or after the running backups.
+        let mut doomed: Vec<PackId> = report
+            .delete
+            .iter()
+            .chain(&report.repack)
+            .copied()
+            .collect();
+        if live.is_empty() {
+            doomed.extend(report.unreferenced.iter().copied());
+            for p in &doomed {
+                self.backend()
+                    .delete(&Handle::new(FileType::Pack, p.to_hex())?)?;
+            }
+            report.deleted_now = doomed.len() as u64;
+        } else if !doomed.is_empty() {
+            self.record_pending(&Pending {
+                packs: doomed.clone(),
+                leases: live.clone(),
+                created: jiff::Timestamp::now().to_string(),
+            })?;
+            report.deferred = doomed.len() as u64;
+        }
+        let live_set: HashSet<&String> = live.iter().collect();
+        for (name, p) in pending {
+            if p.leases.iter().all(|l| !live_set.contains(l)) {
+                for pack in &p.packs {
+                    self.backend()
+                        .delete(&Handle::new(FileType::Pack, pack.to_hex())?)?;
+                }
+                report.deleted_pending += p.packs.len() as u64;
+                self.release(&name)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reads a blob from the index, or else from a pack outside it.
+    fn read_any(
+        &self,
+        kind: BlobType,
+        id: &BlobId,
+        holders: &HashMap<BlobId, (PackId, PackEntry)>,
+    ) -> Result<Vec<u8>> {
+        match (self.index().contains(id)?, holders.get(id)) {
+            (false, Some((pack, e))) => {
+                let h = Handle::new(FileType::Pack, pack.to_hex())?;
+                let sealed =
+                    self.backend()
+                        .read_range(&h, u64::from(e.offset), u64::from(e.length))?;
+                crate::blob::open_blob(self.keys(), kind, id, &sealed, e.raw_length)
+            }
+            _ => self.read_blob(kind, id),
+        }
+    }
+
+    fn mark_tree(&self, id: &BlobId, holders: &HashMap<BlobId, (PackId, PackEntry)>) -> Result<()> {
+        if self.index().is_marked(id)? {
+            return Ok(());
+        }
+        self.index().mark_used(&[*id])?;
+        let tree = crate::tree::Tree::decode(id, &self.read_any(BlobType::Tree, id, holders)?)?;
+        for n in &tree.nodes {
+            match n.kind {
+                NodeKind::Dir => {
+                    if let Some(sub) = n.subtree {
+                        self.mark_tree(&sub, holders)?;
+                    }
+                }
+                NodeKind::File => self.mark_content(&n.content, n.content_depth, holders)?,
+                NodeKind::Symlink => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn mark_content(
+        &self,
+        ids: &[BlobId],
+        depth: u8,
+        holders: &HashMap<BlobId, (PackId, PackEntry)>,
+    ) -> Result<()> {
+        self.index().mark_used(ids)?;
+        if depth > 0 {
+            for list in ids {
+                let children = decode_list(list, &self.read_any(BlobType::List, list, holders)?)?;
+                self.mark_content(&children, depth - 1, holders)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A pack's own header (two ranged reads).
+    fn pack_header(&self, pack: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+        let h = Handle::new(FileType::Pack, pack.to_hex())?;
+        let trailer = self.backend().read_range(&h, size - 4, 4)?;
+        let len = header_length(pack, &trailer, size)?;
+        let sealed = self
+            .backend()
+            .read_range(&h, size - 4 - u64::from(len), u64::from(len))?;
+        parse_header(self.keys(), pack, &sealed, size)
+    }
+
+    fn copy_sealed(
+        &self,
+        saver: &crate::archiver::saver::Saver<'_>,
+        pack: &PackId,
+        entries: &[PackEntry],
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let bytes = self
+            .backend()
+            .read(&Handle::new(FileType::Pack, pack.to_hex())?)?;
+        for e in entries {
+            let sealed = bytes
+                .get(e.offset as usize..(e.offset + e.length) as usize)
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        format!("pack {}", pack.to_hex()),
+                        "shorter than its index says",
+                    )
+                })?;
+            // Verify before carrying it over: repacking must not spread damage.
+            crate::blob::open_blob(self.keys(), e.kind, &e.id, sealed, e.raw_length)?;
+            saver.add_sealed(e.kind, e.id, sealed, e.raw_length)?;
+        }
+        Ok(())
+    }
+
+    /// Index objects for every kept pack; the last one supersedes `old`.
+    fn rewrite_index(
+        &self,
+        usage: &[(PackId, u64, u64, u64)],
+        dropped: &HashSet<PackId>,
+        old: &[IndexId],
+    ) -> Result<()> {
+        let mut current = IndexFile::default();
+        let mut count = 0;
+        let mut files = Vec::new();
+        for (pack, ..) in usage {
+            if dropped.contains(pack) {
+                continue;
+            }
+            let entries = self.index().pack_entries(pack, false)?;
+            if entries.is_empty() {
+                continue;
+            }
+            count += entries.len();
+            current.packs.push((*pack, entries));
+            if count >= ENTRIES_PER_INDEX {
+                files.push(std::mem::take(&mut current));
+                count = 0;
+            }
+        }
+        files.push(current);
+        let last = files.len() - 1;
+        for (i, mut f) in files.into_iter().enumerate() {
+            if i == last {
+                f.supersedes = old.to_vec();
+            }
+            let sealed = f.seal(self.keys());
+            self.write_object(FileType::Index, Bytes::from(sealed))?;
+        }
+        for id in old {
+            self.backend()
+                .delete(&Handle::new(FileType::Index, id.to_hex())?)?;
+        }
+        Ok(())
+    }
+
+    fn pending(&self) -> Result<Vec<(String, Pending)>> {
+        let mut out = Vec::new();
+        for (name, _) in self.backend().list(FileType::Lock)? {
+            if !name.starts_with("pending-") {
+                continue;
+            }
+            let bytes = self
+                .backend()
+                .read(&Handle::new(FileType::Lock, name.clone())?)?;
+            let plain = self
+                .keys()
+                .open(PENDING_AD, &bytes)
+                .map_err(|e| Error::corrupt(format!("lock {name}"), e.to_string()))?;
+            let p: Pending = serde_json::from_slice(&plain)
+                .map_err(|e| Error::corrupt(format!("lock {name}"), e.to_string()))?;
+            out.push((name, p));
+        }
+        Ok(out)
+    }
+
+    fn record_pending(&self, p: &Pending) -> Result<()> {
+        let name = format!(
+            "pending-{}",
+            hex::encode(crate::crypto::random_bytes::<16>())
+        );
+        let sealed = self
+            .keys()
+            .seal(PENDING_AD, &serde_json::to_vec(p).expect("serializes"));
+        self.backend()
+            .create(&Handle::new(FileType::Lock, name)?, Bytes::from(sealed))?;
+        Ok(())
+    }
+}
