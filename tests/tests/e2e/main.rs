@@ -27,6 +27,7 @@ macro_rules! both {
 mod copy;
 mod dedup;
 mod errors;
+mod forget;
 mod realdata;
 mod roundtrip;
 

@@ -1,0 +1,122 @@
+//! `vault forget`, `vault prune`, `vault check` and `vault unlock` from the shell.
+
+use vault_tests::random_like;
+
+use super::harness_on;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+both!(
+    forget_and_prune_shrink_the_repository_and_keep_restoring,
+    |store| {
+        let h = harness_on(store);
+        h.init(&["--chunk-size", "64K", "--pack-size", "1M"]);
+        let days: Vec<Vec<u8>> = (1..=6).map(|d| random_like(1 << 20, d)).collect();
+        for (i, data) in days.iter().enumerate() {
+            h.snapshot_stdin(
+                "db.sql",
+                data,
+                &[
+                    "--tag",
+                    "db",
+                    "--time",
+                    &format!("2026-11-{:02}T03:00:00Z", i + 1),
+                ],
+            );
+        }
+        // No policy: refused, nothing removed.
+        let out = h.run(&["forget"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("refusing"), "{}", stderr(&out));
+        assert_eq!(h.snapshots().len(), 6);
+        // Dry run: the plan, with reasons, and nothing removed.
+        let plan: serde_json::Value =
+            serde_json::from_slice(&h.ok(&["forget", "--keep-last", "3", "--dry-run", "--json"]))
+                .unwrap();
+        let group = &plan["groups"][0];
+        assert_eq!(group["keep"].as_array().unwrap().len(), 3, "{plan}");
+        assert_eq!(group["remove"].as_array().unwrap().len(), 3);
+        assert_eq!(group["keep"][0]["reasons"], serde_json::json!(["last #1"]));
+        assert_eq!(group["keep"][0]["time"], "2026-11-06T03:00:00Z");
+        assert_eq!(h.snapshots().len(), 6);
+        let before = h.repo_bytes();
+        let out = h.ok(&["forget", "--keep-last", "3", "--prune"]);
+        assert!(String::from_utf8_lossy(&out).contains("removed 3 snapshot(s)"));
+        assert_eq!(h.snapshots().len(), 3);
+        let after = h.repo_bytes();
+        assert!(
+            after < before * 6 / 10,
+            "repository shrank from {before} to {after}"
+        );
+        let check = h.run(&["check", "--read-data"]);
+        assert!(check.status.success(), "{}", stderr(&check));
+        for (i, data) in days.iter().enumerate().skip(3) {
+            let snaps = h.snapshots();
+            let s = snaps
+                .iter()
+                .find(|s| s["time"] == format!("2026-11-{:02}T03:00:00Z", i + 1))
+                .unwrap();
+            assert!(
+                h.dump(s["id"].as_str().unwrap(), "db.sql") == *data,
+                "day {}",
+                i + 1
+            );
+        }
+    }
+);
+
+#[test]
+fn config_profiles_apply_each_streams_schedule() {
+    let h = super::repo(None);
+    for day in 1..=10u32 {
+        let t = format!("2026-11-{day:02}T03:00:00Z");
+        h.snapshot_stdin(
+            "dump.rdb",
+            format!("redis {day}").as_bytes(),
+            &["--tag", "redis", "--time", &t],
+        );
+        h.snapshot_stdin(
+            "shop.dump",
+            format!("pg {day}").as_bytes(),
+            &["--tag", "postgres", "--time", &t],
+        );
+    }
+    let cfg = h.join("vault.toml");
+    std::fs::write(
+        &cfg,
+        "[profiles.redis]\ntags = [\"redis\"]\n[profiles.redis.retention]\nkeep-last = 2\n\n\
+         [profiles.postgres]\ntags = [\"postgres\"]\n[profiles.postgres.retention]\nkeep-daily = 7\n",
+    )
+    .unwrap();
+    h.ok(&["forget", "--config", cfg.to_str().unwrap()]);
+    let snaps = h.snapshots();
+    let count = |tag: &str| snaps.iter().filter(|s| s["tags"][0] == tag).count();
+    assert_eq!((count("redis"), count("postgres")), (2, 7));
+}
+
+#[test]
+fn a_live_prune_lock_blocks_prune_with_exit_11() {
+    let h = super::repo(None);
+    h.snapshot_stdin("a", b"data", &[]);
+    let repo = vault_core::Repository::open(
+        vault_store::open_url(&h.repo).unwrap(),
+        h.password.as_bytes(),
+        &vault_core::OpenOptions::default(),
+    )
+    .unwrap();
+    repo.lock_prune("some-other-host").unwrap();
+    let out = h.run(&["prune"]);
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("locked by prune by pid"),
+        "{}",
+        stderr(&out)
+    );
+    // unlock leaves a live lock alone; --remove-all removes it.
+    h.ok(&["unlock"]);
+    assert_eq!(h.run(&["prune"]).status.code(), Some(11));
+    h.ok(&["unlock", "--remove-all"]);
+    h.ok(&["prune"]);
+}
