@@ -29,8 +29,11 @@ use vault_core::tree::{decode_list, encode_list, Tree, LIST_FANOUT};
 
 pub mod seeds;
 
+/// A target body.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (`fuzz_targets/<name>.rs`, `corpus/<name>/`) and body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("pack_header", pack_header),
     ("index_decode", index_decode),
     ("blob_open", blob_open),
@@ -87,7 +90,9 @@ pub fn keys_are_deterministic() -> bool {
 pub fn fixed_key_file() -> KeyFile {
     let kdf = KdfParams::insecure_for_tests();
     let salt = [0x5a; 16];
-    let kek = kdf.derive(FIXED_PASSWORD, &salt).expect("the test KDF parameters are valid");
+    let kek = kdf
+        .derive(FIXED_PASSWORD, &salt)
+        .expect("the test KDF parameters are valid");
     KeyFile {
         version: 1,
         created: "2026-11-23T00:00:00Z".into(),
@@ -164,16 +169,27 @@ pub fn pack_header(data: &[u8]) {
     match (n >= 4).then(|| header_length(&id, &data[n - 4..], n as u64)) {
         Some(Ok(hlen)) => {
             let hlen = hlen as usize;
-            assert!(hlen >= SEAL_OVERHEAD + 5 && hlen + 4 <= n, "header_length {hlen} accepted for {n} bytes");
+            assert!(
+                hlen >= SEAL_OVERHEAD + 5 && hlen + 4 <= n,
+                "header_length {hlen} accepted for {n} bytes"
+            );
             let direct = parse_header(k, &id, &data[n - 4 - hlen..n - 4], n as u64);
-            assert_eq!(direct.as_ref().ok(), parsed.as_ref().ok(), "parse_pack and parse_header disagree");
+            assert_eq!(
+                direct.as_ref().ok(),
+                parsed.as_ref().ok(),
+                "parse_pack and parse_header disagree"
+            );
             if let Ok(entries) = &parsed {
                 let mut end = 0u64;
                 for e in entries {
                     assert_eq!(u64::from(e.offset), end, "entries are not contiguous");
                     end += u64::from(e.length);
                 }
-                assert_eq!(end + hlen as u64 + 4, n as u64, "entries do not fill the pack");
+                assert_eq!(
+                    end + hlen as u64 + 4,
+                    n as u64,
+                    "entries do not fill the pack"
+                );
             }
         }
         _ => assert!(parsed.is_err(), "a pack without a valid trailer parsed"),
@@ -204,7 +220,7 @@ pub fn pack_header(data: &[u8]) {
             zstd_level: (spec & 4 != 0).then_some(1),
         };
         let plain = cycle(data, size, i);
-        let bid = k.blob_id(&plain);
+        let bid = k.blob_id(kind, &plain);
         let sealed = seal_blob(k, kind, &bid, &plain, compression);
         writer.add(kind, bid, &sealed, plain.len() as u32);
         written.push((kind, bid, sealed.len() as u32, plain));
@@ -219,17 +235,30 @@ pub fn pack_header(data: &[u8]) {
             (*kind, *bid, offset, *sealed_len, plain.len() as u32)
         );
         let sealed = &bytes[e.offset as usize..][..e.length as usize];
-        let opened = open_blob(k, e.kind, &e.id, sealed, e.raw_length).expect("a written blob opens");
+        let opened =
+            open_blob(k, e.kind, &e.id, sealed, e.raw_length).expect("a written blob opens");
         assert_eq!(&opened, plain);
         offset += e.length;
     }
-    assert_eq!(parse_pack(k, &pid, &bytes).expect("a written pack parses"), entries);
+    assert_eq!(
+        parse_pack(k, &pid, &bytes).expect("a written pack parses"),
+        entries
+    );
     let mut shifted = Vec::with_capacity(bytes.len() + 1);
     shifted.push(0);
     shifted.extend_from_slice(&bytes);
-    assert!(parse_pack(k, &pid, &shifted).is_err(), "a pack with a leading byte parsed");
-    assert!(parse_pack(k, &pid, &bytes[1..]).is_err(), "a pack missing its first byte parsed");
-    assert!(parse_pack(k, &pid, &bytes[..bytes.len() - 1]).is_err(), "a truncated pack parsed");
+    assert!(
+        parse_pack(k, &pid, &shifted).is_err(),
+        "a pack with a leading byte parsed"
+    );
+    assert!(
+        parse_pack(k, &pid, &bytes[1..]).is_err(),
+        "a pack missing its first byte parsed"
+    );
+    assert!(
+        parse_pack(k, &pid, &bytes[..bytes.len() - 1]).is_err(),
+        "a truncated pack parsed"
+    );
 }
 
 /// `IndexFile::decode_plain` never panics and accepts only canonical
@@ -240,14 +269,24 @@ pub fn index_decode(data: &[u8]) {
     let k = keys();
     let id = IndexId([0; 32]);
     if let Ok(file) = IndexFile::decode_plain("fuzz input", data) {
-        assert_eq!(file.encode_plain(), data, "decode_plain accepted a non-canonical encoding");
+        assert_eq!(
+            file.encode_plain(),
+            data,
+            "decode_plain accepted a non-canonical encoding"
+        );
         let sealed = file.seal(k);
-        assert_eq!(IndexFile::open(k, &id, &sealed).expect("a sealed index opens"), file);
+        assert_eq!(
+            IndexFile::open(k, &id, &sealed).expect("a sealed index opens"),
+            file
+        );
     }
     // Only a seed sealed under the fixed keys gets past authentication.
     if let Ok(file) = IndexFile::open(k, &id, data) {
         let plain = file.encode_plain();
-        assert_eq!(IndexFile::decode_plain("re-encoded", &plain).expect("re-encoded index decodes"), file);
+        assert_eq!(
+            IndexFile::decode_plain("re-encoded", &plain).expect("re-encoded index decodes"),
+            file
+        );
     }
 }
 
@@ -260,10 +299,16 @@ pub fn blob_open(data: &[u8]) {
     // Arbitrary ciphertext.
     let raw_len = Input(data).u32();
     let claimed = BlobId::from_slice(data).unwrap_or(BlobId([0; 32]));
-    let own = k.blob_id(data);
     for kind in ALL_KINDS {
-        assert!(open_blob(k, kind, &claimed, data, raw_len).is_err(), "random bytes opened as a blob");
-        assert!(open_blob(k, kind, &own, data, data.len() as u32).is_err(), "random bytes opened as a blob");
+        let own = k.blob_id(kind, data);
+        assert!(
+            open_blob(k, kind, &claimed, data, raw_len).is_err(),
+            "random bytes opened as a blob"
+        );
+        assert!(
+            open_blob(k, kind, &own, data, data.len() as u32).is_err(),
+            "random bytes opened as a blob"
+        );
     }
 
     // Round trip: flags byte (type, compression, bit to flip), then the plaintext.
@@ -278,21 +323,39 @@ pub fn blob_open(data: &[u8]) {
         2 => Some(1),
         _ => Some(3),
     };
-    let bid = k.blob_id(plain);
+    let bid = k.blob_id(kind, plain);
     let raw = plain.len() as u32;
     let sealed = seal_blob(k, kind, &bid, plain, Compression { zstd_level });
-    assert_eq!(open_blob(k, kind, &bid, &sealed, raw).expect("a sealed blob opens"), plain);
-    assert!(open_blob(k, kind_of(flags % 3 + 1), &bid, &sealed, raw).is_err(), "opened as the wrong type");
-    assert!(open_blob(k, kind, &bid, &sealed, raw + 1).is_err(), "opened with a larger size");
+    assert_eq!(
+        open_blob(k, kind, &bid, &sealed, raw).expect("a sealed blob opens"),
+        plain
+    );
+    assert!(
+        open_blob(k, kind_of(flags % 3 + 1), &bid, &sealed, raw).is_err(),
+        "opened as the wrong type"
+    );
+    assert!(
+        open_blob(k, kind, &bid, &sealed, raw + 1).is_err(),
+        "opened with a larger size"
+    );
     if raw > 0 {
-        assert!(open_blob(k, kind, &bid, &sealed, raw - 1).is_err(), "opened with a smaller size");
+        assert!(
+            open_blob(k, kind, &bid, &sealed, raw - 1).is_err(),
+            "opened with a smaller size"
+        );
     }
-    let wrong = k.blob_id(&[plain, b"!"].concat());
-    assert!(open_blob(k, kind, &wrong, &sealed, raw).is_err(), "opened under another id");
+    let wrong = k.blob_id(kind, &[plain, b"!"].concat());
+    assert!(
+        open_blob(k, kind, &wrong, &sealed, raw).is_err(),
+        "opened under another id"
+    );
     let mut flipped = sealed.clone();
     let pos = (usize::from(flags) * 7919 + plain.len()) % flipped.len();
     flipped[pos] ^= 1 << (flags >> 5);
-    assert!(open_blob(k, kind, &bid, &flipped, raw).is_err(), "opened with byte {pos} altered");
+    assert!(
+        open_blob(k, kind, &bid, &flipped, raw).is_err(),
+        "opened with byte {pos} altered"
+    );
 }
 
 /// `Tree::decode` never panics; a decoded tree encodes canonically:
@@ -319,14 +382,18 @@ pub fn tree_decode(data: &[u8]) {
 /// `decode_list` never panics, accepts exactly the whole-id lengths up to
 /// `LIST_FANOUT` ids, and `encode_list` gives the input back.
 pub fn list_decode(data: &[u8]) {
-    let well_formed = data.len() % 32 == 0 && data.len() / 32 <= LIST_FANOUT;
+    let well_formed = data.len().is_multiple_of(32) && data.len() / 32 <= LIST_FANOUT;
     match decode_list(&BlobId([0; 32]), data) {
         Ok(ids) => {
             assert!(well_formed, "accepted a list of {} bytes", data.len());
             assert_eq!(ids.len(), data.len() / 32);
             assert_eq!(encode_list(&ids), data, "list does not round-trip");
         }
-        Err(_) => assert!(!well_formed, "rejected a well-formed list of {} bytes", data.len()),
+        Err(_) => assert!(
+            !well_formed,
+            "rejected a well-formed list of {} bytes",
+            data.len()
+        ),
     }
 }
 
@@ -341,7 +408,11 @@ pub fn key_decode(data: &[u8]) {
     assert_eq!(key.version, 1);
     assert_eq!(key.kdf, "argon2id");
     let p = key.kdf_params;
-    assert!(p.validate().is_ok(), "decode accepted invalid parameters {p:?}");
+    assert!(
+        p.validate().is_ok(),
+        "decode accepted invalid parameters {p:?}"
+    );
+    // Whatever validate's current bounds are, never anything near these.
     assert!(
         p.memory_kib <= 4 * 1024 * 1024 && p.iterations <= 100 && p.parallelism <= 64,
         "decode accepted huge parameters {p:?}"
@@ -389,18 +460,20 @@ impl Read for Script<'_> {
 /// batch size; lengths sum to the stream length; every chunk but the last lies
 /// within min..=max; the chunks carry the stream's bytes in order.
 ///
-/// Input: gear seed (u64), stream length (u32, mod 512 KiB + 1), mode (u8:
-/// low bits pick how the body fills the stream, bit 7 interrupts reads), batch
-/// size (u16 × 8), read-size count (u8 mod 16, + 1) and sizes (u16 each), body.
+/// Input: gear seed (u64), stream length (u32, mod 256 KiB + 1), mode (u8:
+/// `mode % 3` picks how the body fills the stream, bit 6 passes the size hint,
+/// bit 7 interrupts reads), batch size (u16 × 8), size hint (u32, mod 320 KiB),
+/// read-size count (u8 mod 16, + 1) and sizes (u16 each), then the body.
 pub fn chunker(data: &[u8]) {
     let params = ChunkerParams::from_average(16 * 1024).expect("16 KiB is a valid average");
     let (min, max) = (params.min_size as usize, params.max_size as usize);
 
     let mut inp = Input(data);
     let seed = inp.u64();
-    let len = inp.u32() as usize % (512 * 1024 + 1);
+    let len = inp.u32() as usize % (256 * 1024 + 1);
     let mode = inp.u8();
     let batch = usize::from(inp.u16()) * 8;
+    let hint = u64::from(inp.u32()) % (320 * 1024);
     let nsteps = usize::from(inp.u8() % 16) + 1;
     let steps: Vec<usize> = (0..nsteps).map(|_| usize::from(inp.u16()).max(1)).collect();
     let body = inp.rest();
@@ -428,11 +501,18 @@ pub fn chunker(data: &[u8]) {
     let cutter = Cutter::new(params, seed);
     assert_eq!(cutter.max_size(), max);
     let lens = cutter.lengths(&stream);
-    assert_eq!(lens.iter().sum::<usize>(), stream.len(), "lengths do not sum to the input");
+    assert_eq!(
+        lens.iter().sum::<usize>(),
+        stream.len(),
+        "lengths do not sum to the input"
+    );
     if let Some((last, rest)) = lens.split_last() {
         assert!((1..=max).contains(last), "last chunk of {last} bytes");
         for l in rest {
-            assert!((min..=max).contains(l), "chunk of {l} bytes outside {min}..={max}");
+            assert!(
+                (min..=max).contains(l),
+                "chunk of {l} bytes outside {min}..={max}"
+            );
         }
     }
 
@@ -444,13 +524,25 @@ pub fn chunker(data: &[u8]) {
         interrupted: false,
     };
     let mut chunker = Chunker::new(reader, cutter, batch);
+    if mode & 0x40 != 0 {
+        // A size hint that may be short, exact or long.
+        chunker = chunker.with_size_hint(hint);
+    }
     let mut via_reader = Vec::with_capacity(lens.len());
     let mut pos = 0;
     while let Some(b) = chunker.next_batch().expect("in-memory reads do not fail") {
         assert!(!b.chunks.is_empty(), "empty batch at offset {pos}");
-        assert_eq!(b.chunks.iter().map(|c| c.len()).sum::<usize>(), b.data.len(), "chunks do not tile the batch");
+        assert_eq!(
+            b.chunks.iter().map(|c| c.len()).sum::<usize>(),
+            b.data.len(),
+            "chunks do not tile the batch"
+        );
         for c in &b.chunks {
-            assert_eq!(&c[..], &stream[pos..pos + c.len()], "chunk bytes differ at offset {pos}");
+            assert_eq!(
+                &c[..],
+                &stream[pos..pos + c.len()],
+                "chunk bytes differ at offset {pos}"
+            );
             pos += c.len();
             via_reader.push(c.len());
         }
@@ -466,6 +558,8 @@ pub fn snapshot_time(data: &[u8]) {
         return;
     };
     let text = format_time(ts, offset);
-    let again = parse_time(&text).unwrap_or_else(|e| panic!("format_time gave {text:?} for {s:?}, which does not parse: {e}"));
+    let again = parse_time(&text).unwrap_or_else(|e| {
+        panic!("format_time gave {text:?} for {s:?}, which does not parse: {e}")
+    });
     assert_eq!(again, (ts, offset), "{s:?} → {text:?} changed");
 }

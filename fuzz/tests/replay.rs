@@ -6,14 +6,16 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use vault_fuzz::{seeds, TARGETS};
+use vault_fuzz::{seeds, Target, TARGETS};
 
 fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target)
 }
 
 /// Runs `f` on `data`, returning the panic message if it panicked.
-fn run(f: fn(&[u8]), data: &[u8]) -> Option<String> {
+fn run(f: Target, data: &[u8]) -> Option<String> {
     let r = panic::catch_unwind(AssertUnwindSafe(|| f(data)));
     r.err().map(|e| {
         e.downcast_ref::<String>()
@@ -43,13 +45,20 @@ fn every_corpus_file_passes_its_target() {
         }
         eprintln!("{target}: {} corpus files", files.len());
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn every_target_has_a_fuzz_target_file() {
     for (target, _) in TARGETS {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz_targets").join(format!("{target}.rs"));
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz_targets")
+            .join(format!("{target}.rs"));
         assert!(p.is_file(), "{} is missing", p.display());
     }
 }
@@ -57,7 +66,11 @@ fn every_target_has_a_fuzz_target_file() {
 #[test]
 fn generated_seeds_pass_their_targets() {
     for (target, name, data) in seeds::all() {
-        let f = TARGETS.iter().find(|(t, _)| *t == target).expect("known target").1;
+        let f = TARGETS
+            .iter()
+            .find(|(t, _)| *t == target)
+            .expect("known target")
+            .1;
         assert_eq!(run(f, &data), None, "{target}/seed-{name}");
     }
 }
@@ -75,15 +88,24 @@ fn edge_inputs_pass_every_target() {
 /// Sealed seeds only exercise the decoders if every process derives the same keys.
 #[test]
 fn fixed_keys_are_deterministic_and_open_committed_seeds() {
-    assert!(vault_fuzz::keys_are_deterministic(), "fixed_key_file no longer unlocks: check KEY_AD in repository.rs");
+    assert!(
+        vault_fuzz::keys_are_deterministic(),
+        "fixed_key_file no longer unlocks: check KEY_AD in repository.rs"
+    );
     let k = vault_fuzz::keys();
-    let pack = std::fs::read(corpus_dir("pack_header").join("seed-valid-3-blobs")).expect("committed pack seed");
-    let entries = vault_core::pack::parse_pack(k, &vault_core::PackId([0; 32]), &pack).expect("committed pack seed parses");
+    let pack = std::fs::read(corpus_dir("pack_header").join("seed-valid-3-blobs"))
+        .expect("committed pack seed");
+    let entries = vault_core::pack::parse_pack(k, &vault_core::PackId([0; 32]), &pack)
+        .expect("committed pack seed parses");
     assert_eq!(entries.len(), 3);
-    let index = std::fs::read(corpus_dir("index_decode").join("seed-sealed-2-packs")).expect("committed index seed");
-    let file = vault_core::index::IndexFile::open(k, &vault_core::IndexId([0; 32]), &index).expect("committed index seed opens");
+    let index = std::fs::read(corpus_dir("index_decode").join("seed-sealed-2-packs"))
+        .expect("committed index seed");
+    let file = vault_core::index::IndexFile::open(k, &vault_core::IndexId([0; 32]), &index)
+        .expect("committed index seed opens");
     assert_eq!(file.blob_count(), 3);
-    let key = std::fs::read(corpus_dir("key_decode").join("seed-fixed")).expect("committed key seed");
-    let key = vault_core::repository::KeyFile::decode("seed", &key).expect("committed key seed decodes");
+    let key =
+        std::fs::read(corpus_dir("key_decode").join("seed-fixed")).expect("committed key seed");
+    let key =
+        vault_core::repository::KeyFile::decode("seed", &key).expect("committed key seed decodes");
     assert!(key.unlock(vault_fuzz::FIXED_PASSWORD).is_some());
 }

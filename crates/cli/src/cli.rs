@@ -47,6 +47,9 @@ pub struct GlobalArgs {
     /// Print only errors and warnings.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Worker threads for hashing, compression and encryption (default: one per core).
+    #[arg(long, env = "VAULT_THREADS", global = true)]
+    pub threads: Option<usize>,
 }
 
 /// Selects snapshots by host, tag and path.
@@ -129,6 +132,9 @@ pub struct SnapshotArgs {
     /// Re-read all files, even those unchanged since the previous snapshot.
     #[arg(long)]
     pub force: bool,
+    /// Packs uploaded at the same time (default: 2 for a local repository, 4 for object stores).
+    #[arg(long)]
+    pub upload_threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]

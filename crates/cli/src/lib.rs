@@ -74,6 +74,12 @@ impl From<vault_store::StoreError> for CliError {
 pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let json = cli.global.json;
+    if let Some(n) = cli.global.threads.filter(|n| *n > 0) {
+        // Only fails if a pool exists already, which cannot happen this early.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
+    }
     match commands::run(&cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::PartialSnapshot) => ExitCode::from(3),

@@ -107,6 +107,10 @@ pub fn parse_time(s: &str) -> Result<(jiff::Timestamp, jiff::tz::Offset)> {
             "invalid time `{s}` (expected RFC 3339 such as 2026-11-23T10:00:00+01:00): {e}"
         ))
     };
+    // RFC 3339 years have four digits: no signs, no extended years.
+    if !s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        return Err(bad(&"the year must have four digits"));
+    }
     let ts: jiff::Timestamp = s.parse().map_err(|e| bad(&e))?;
     let offset = if s.ends_with('Z') || s.ends_with('z') {
         jiff::tz::Offset::UTC
@@ -181,5 +185,7 @@ mod tests {
             -19800
         );
         assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("-000001-01-01T00:00:00Z").is_err());
+        assert!(parse_time("+010000-01-01T00:00:00Z").is_err());
     }
 }

@@ -31,6 +31,7 @@
 //! the repository location.
 
 mod backend;
+#[cfg(feature = "cloud")]
 pub mod cloud;
 pub mod error;
 pub mod faulty;
@@ -42,6 +43,7 @@ pub mod testing;
 pub mod url;
 
 pub use backend::Backend;
+#[cfg(feature = "cloud")]
 pub use cloud::CloudBackend;
 pub use error::{Result, StoreError, StoreErrorKind};
 pub use faulty::{FaultPlan, FaultyBackend};

@@ -390,6 +390,7 @@ impl S3Server {
     }
 
     /// A backend for `s3://BUCKET/prefix` on this server.
+    #[cfg(feature = "cloud")]
     pub fn backend(&self, prefix: &str) -> crate::CloudBackend {
         let settings = self.settings();
         let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -41,9 +41,15 @@ pub fn open_url(url: &str) -> Result<Arc<dyn Backend>> {
         "file" => Ok(Arc::new(LocalDir::new(rest))),
         // object_store retries HTTP failures itself; this adds retries of
         // anything else marked transient.
+        #[cfg(feature = "cloud")]
         "s3" | "gs" | "az" => Ok(Arc::new(crate::retry::RetryBackend::new(
             crate::cloud::CloudBackend::from_url(url)?,
         ))),
+        #[cfg(not(feature = "cloud"))]
+        "s3" | "gs" | "az" => Err(StoreError::new(
+            StoreErrorKind::Unsupported,
+            "object stores need vault-store's `cloud` feature, which this build lacks",
+        )),
         _ => Err(StoreError::new(
             StoreErrorKind::Unsupported,
             format!(

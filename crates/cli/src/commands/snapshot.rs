@@ -45,7 +45,13 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
         time,
         force: args.force,
         cancel: None,
-        upload_threads: 2,
+        upload_threads: args.upload_threads.unwrap_or(
+            if repo.backend().location().contains("://") {
+                4
+            } else {
+                2
+            },
+        ),
     };
     let done = repo.snapshot(source, &opts, &NoProgress)?;
     for w in &done.warnings {

@@ -365,7 +365,12 @@ impl Repository {
         let (ts, _) = crate::snapshot::parse_time(&opts.time)?;
         let mut node = Node::new(std::ffi::OsStr::new(name), NodeKind::File);
         node.mode = 0o600;
-        node.mtime_ns = ts.as_nanosecond() as i64;
+        node.mtime_ns = i64::try_from(ts.as_nanosecond()).map_err(|_| {
+            Error::Invalid(format!(
+                "snapshot time {} is out of range (years 1678..2261)",
+                opts.time
+            ))
+        })?;
         node.size = content.size;
         node.content = content.ids;
         node.content_depth = content.depth;
