@@ -90,6 +90,24 @@ pub enum Command {
     Prune(PruneArgs),
     /// Remove stale locks and leases (or all with --remove-all).
     Unlock(UnlockArgs),
+    /// Rebuild the index from pack headers, or repair snapshots that lost data.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild every index object from the pack headers (after index objects were lost or damaged).
+    Index,
+    /// Write repaired copies of snapshots that reference lost data, leaving the lost files out.
+    Snapshots {
+        /// Remove the damaged originals once their repaired copies are written.
+        #[arg(long)]
+        forget: bool,
+        /// Only list what is lost.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]

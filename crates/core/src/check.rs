@@ -168,7 +168,15 @@ impl Repository {
                 )
             })
             .collect();
+        let mut bad_packs: HashSet<PackId> = HashSet::new();
         for (p, read, bytes) in pack_findings {
+            if let Some(id) = p
+                .as_ref()
+                .and_then(|p| p.object.strip_prefix("pack "))
+                .and_then(PackId::from_hex)
+            {
+                bad_packs.insert(id);
+            }
             report.problems.extend(p);
             report.packs_read += read;
             report.bytes_read += bytes;
@@ -190,7 +198,14 @@ impl Repository {
         report.snapshots = snaps.len() as u64;
         let mut good_trees = HashSet::new();
         for (id, snap) in &snaps {
-            self.check_tree(id, &snap.tree, "", &mut good_trees, &mut report.problems);
+            self.check_tree(
+                id,
+                &snap.tree,
+                "",
+                &bad_packs,
+                &mut good_trees,
+                &mut report.problems,
+            );
         }
         Ok(report)
     }
@@ -308,6 +323,7 @@ impl Repository {
         snap: &SnapshotId,
         tree: &BlobId,
         path: &str,
+        bad_packs: &HashSet<PackId>,
         good: &mut HashSet<BlobId>,
         problems: &mut Vec<Problem>,
     ) {
@@ -335,7 +351,7 @@ impl Repository {
                 NodeKind::Dir => {
                     if let Some(sub) = n.subtree {
                         let before = problems.len();
-                        self.check_tree(snap, &sub, &p, good, problems);
+                        self.check_tree(snap, &sub, &p, bad_packs, good, problems);
                         ok &= problems.len() == before;
                     }
                 }
@@ -344,7 +360,9 @@ impl Repository {
                     let res = self.for_each_chunk_list(&n.content, n.content_depth, &mut |ids| {
                         for id in ids {
                             match self.locate(id) {
-                                Ok(l) if l.kind == BlobType::Data => {}
+                                Ok(l)
+                                    if l.kind == BlobType::Data && !bad_packs.contains(&l.pack) => {
+                                }
                                 _ => missing.push(*id),
                             }
                         }
@@ -363,7 +381,7 @@ impl Repository {
                         problems.push(Problem {
                             object: format!("blob {}", first.to_hex()),
                             message: format!(
-                                "{} chunk(s) of this file are not in the index",
+                                "{} chunk(s) of this file are missing from the index or lie in a damaged pack",
                                 missing.len()
                             ),
                             affects: vec![format!("{snap}:{p}")],

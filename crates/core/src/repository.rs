@@ -255,15 +255,20 @@ impl Repository {
         let keys = backend.list(FileType::Key)?;
         let mut unlocked_foreign = None;
         let mut found = None;
+        let mut damaged = 0;
         for (name, _) in &keys {
             let bytes = backend.read(&Handle::new(FileType::Key, name.clone())?)?;
             if hex::encode(object_hash(&bytes)) != *name {
+                damaged += 1;
                 continue; // damaged or renamed: a good key may follow
             }
             let key = match KeyFile::decode(name, &bytes) {
                 Ok(k) => k,
                 Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
-                Err(_) => continue,
+                Err(_) => {
+                    damaged += 1;
+                    continue;
+                }
             };
             let Some(master) = key.unlock(password) else {
                 continue;
@@ -284,6 +289,12 @@ impl Repository {
                 return Err(Error::corrupt(
                     "config",
                     format!("the password opens key {id}, but that key does not open this repository's config: the key belongs to another repository, or config was altered"),
+                ));
+            }
+            if damaged > 0 && damaged == keys.len() {
+                return Err(Error::corrupt(
+                    "keys",
+                    format!("all {damaged} key object(s) are damaged (content does not match the name or does not decode); restore keys/ from a copy"),
                 ));
             }
             return Err(Error::WrongPassword {

@@ -7,6 +7,7 @@ mod forget;
 mod init;
 mod ls;
 mod prune;
+mod repair;
 mod restore;
 mod snapshot;
 mod snapshots;
@@ -35,5 +36,6 @@ pub fn run(cli: &Cli) -> Result<Outcome, CliError> {
         Command::Check(a) => check::run(&ctx, a),
         Command::Prune(a) => prune::run(&ctx, &a.opts, a.dry_run),
         Command::Unlock(a) => unlock::run(&ctx, a),
+        Command::Repair(a) => repair::run(&ctx, a),
     }
 }

@@ -39,11 +39,22 @@ fn load_group(
     group: &[IndexId],
     load: &(impl Fn(&IndexId) -> Result<IndexFile> + Sync),
 ) -> Result<Vec<(IndexId, IndexFile)>> {
+    // A damaged index object is left out (and not recorded as ingested, so
+    // it is tried again next time): one bad object must not make the
+    // repository unopenable, or check and repair could not run. Any other
+    // failure (the store is unreachable) is an error.
     use rayon::prelude::*;
-    group
-        .par_iter()
-        .map(|id| load(id).map(|f| (*id, f)))
-        .collect()
+    let loaded: Vec<(IndexId, Result<IndexFile>)> =
+        group.par_iter().map(|id| (*id, load(id))).collect();
+    let mut out = Vec::with_capacity(loaded.len());
+    for (id, r) in loaded {
+        match r {
+            Ok(f) => out.push((id, f)),
+            Err(Error::Corrupt { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 impl SqliteIndex {
