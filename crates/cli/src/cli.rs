@@ -118,8 +118,8 @@ pub struct InitArgs {
     /// Target pack size.
     #[arg(long, default_value = "16M", value_parser = parse_size)]
     pub pack_size: u64,
-    /// zstd level for new data, or `off`.
-    #[arg(long, default_value = "3")]
+    /// zstd level for new data (-7 to 22; negative levels are faster), or `off`.
+    #[arg(long, default_value = "3", allow_hyphen_values = true)]
     pub compression: String,
 }
 
