@@ -64,12 +64,17 @@ fn pack_bytes(b: &dyn Backend) -> u64 {
 
 /// Six days of distinct data; returns (id, data) per day.
 fn six_days(repo: &Repository) -> Vec<(SnapshotId, Vec<u8>)> {
-    (1..=6)
+    days(repo, 6, 1 << 20)
+}
+
+/// `n` days of distinct data of `size` bytes each.
+fn days(repo: &Repository, n: u32, size: usize) -> Vec<(SnapshotId, Vec<u8>)> {
+    (1..=n)
         .map(|d| {
             let data = if d % 2 == 0 {
-                text_like(1 << 20, d.into())
+                text_like(size, d.into())
             } else {
-                random_like(1 << 20, d.into())
+                random_like(size, d.into())
             };
             (backup(repo, d, &data), data)
         })
@@ -174,94 +179,80 @@ fn prune_is_exclusive_and_stale_locks_expire() {
 
 #[test]
 fn prune_killed_at_any_write_keeps_every_kept_snapshot() {
-    // Count the writes of one whole prune.
-    let probe = new_repo();
-    let days_probe = six_days(&open(probe.clone()));
-    let repo = open(probe.clone());
-    repo.remove_snapshots(&[days_probe[0].0, days_probe[2].0, days_probe[4].0])
-        .unwrap();
-    let counting = Arc::new(FaultyBackend::new(probe.clone(), FaultPlan::default()));
-    open(counting.clone())
-        .prune(
-            &PruneOptions {
-                max_unused: 0.0,
-                ..opts()
-            },
-            &NoProgress,
-        )
-        .unwrap();
-    let writes = counting.writes();
-    assert!(writes >= 5, "{writes}");
+    let prune_all = PruneOptions {
+        max_unused: 0.0,
+        ..opts()
+    };
+    // Two workloads (forget the even days, or the odd ones); for each, a
+    // prune killed at its 1st, 2nd, ... write.
     let mut trials = 0;
-    for n in 0..writes {
-        let mem = new_repo();
-        let days = six_days(&open(mem.clone()));
-        open(mem.clone())
-            .remove_snapshots(&[days[0].0, days[2].0, days[4].0])
+    for first_forgotten in [0usize, 1] {
+        let workload = |repo: &Repository| days(repo, 12, 3 << 20);
+        let forget = |repo: &Repository, d: &[(SnapshotId, Vec<u8>)]| {
+            let ids: Vec<SnapshotId> = d
+                .iter()
+                .skip(first_forgotten)
+                .step_by(2)
+                .map(|x| x.0)
+                .collect();
+            repo.remove_snapshots(&ids).unwrap();
+        };
+        let probe = new_repo();
+        let d = workload(&open(probe.clone()));
+        forget(&open(probe.clone()), &d);
+        let counting = Arc::new(FaultyBackend::new(probe.clone(), FaultPlan::default()));
+        open(counting.clone())
+            .prune(&prune_all, &NoProgress)
             .unwrap();
-        let dying: Arc<dyn Backend> = Arc::new(FaultyBackend::new(
-            mem.clone(),
-            FaultPlan {
-                fail_writes_after: Some(n),
-                ..Default::default()
-            },
-        ));
-        // Random blob-to-pack assignment varies the write count a little: a
-        // prune that fit in `n` writes just succeeds, which must be fine too.
-        if open(dying)
-            .prune(
-                &PruneOptions {
-                    max_unused: 0.0,
-                    ..opts()
+        let writes = counting.writes();
+        for n in 0..writes {
+            let mem = new_repo();
+            let days = workload(&open(mem.clone()));
+            forget(&open(mem.clone()), &days);
+            let dying: Arc<dyn Backend> = Arc::new(FaultyBackend::new(
+                mem.clone(),
+                FaultPlan {
+                    fail_writes_after: Some(n),
+                    ..Default::default()
                 },
-                &NoProgress,
-            )
-            .is_err()
-        {
-            trials += 1;
-        }
-        let repo = open(mem.clone());
-        let report = repo.check(ReadData::All, &NoProgress).unwrap();
-        assert!(
-            report.is_ok(),
-            "after a prune killed at write {n}: {:?}",
-            report.problems
-        );
-        for i in [1, 3, 5] {
+            ));
+            // Random blob-to-pack assignment varies the write count a little:
+            // a prune that fit in `n` writes just succeeds, which is fine too.
+            if open(dying).prune(&prune_all, &NoProgress).is_err() {
+                trials += 1;
+            }
+            let repo = open(mem.clone());
+            let report = repo.check(ReadData::All, &NoProgress).unwrap();
             assert!(
-                dump(&repo, &days[i].0) == days[i].1,
-                "write {n}, day {}",
-                i + 1
+                report.is_ok(),
+                "after a prune killed at write {n}: {:?}",
+                report.problems
+            );
+            for (i, (id, data)) in days.iter().enumerate().skip(1 - first_forgotten).step_by(2) {
+                assert!(dump(&repo, id) == *data, "write {n}, day {}", i + 1);
+            }
+            // Running prune again finishes the job (the killed prune's lock
+            // belongs to this live process, so remove it as `vault unlock --remove-all` would).
+            repo.release("prune").unwrap();
+            repo.prune(&prune_all, &NoProgress).unwrap();
+            let repo = open(mem);
+            assert!(
+                repo.check(ReadData::All, &NoProgress).unwrap().is_ok(),
+                "write {n}: after the second prune"
+            );
+            assert_eq!(
+                repo.prune(
+                    &PruneOptions {
+                        dry_run: true,
+                        ..opts()
+                    },
+                    &NoProgress
+                )
+                .unwrap()
+                .bytes_freed,
+                0
             );
         }
-        // Running prune again finishes the job (the dead prune's lock is
-        // this process's, so remove it as `vault unlock` would).
-        repo.release("prune").unwrap();
-        repo.prune(
-            &PruneOptions {
-                max_unused: 0.0,
-                ..opts()
-            },
-            &NoProgress,
-        )
-        .unwrap();
-        let repo = open(mem);
-        assert!(
-            repo.check(ReadData::All, &NoProgress).unwrap().is_ok(),
-            "write {n}: after the second prune"
-        );
-        assert!(
-            repo.prune(
-                &PruneOptions {
-                    dry_run: true,
-                    ..opts()
-                },
-                &NoProgress
-            )
-            .unwrap()
-            .bytes_freed
-                == 0
-        );
     }
-    assert!(trials >= 5);
+    assert!(trials >= 20, "{trials} prunes were killed part-way");
 }

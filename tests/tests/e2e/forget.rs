@@ -120,3 +120,86 @@ fn a_live_prune_lock_blocks_prune_with_exit_11() {
     h.ok(&["unlock", "--remove-all"]);
     h.ok(&["prune"]);
 }
+
+both!(
+    concurrent_backups_with_a_prune_in_between_all_commit_and_restore,
+    |store| {
+        use std::io::Write;
+        let h = harness_on(store);
+        h.init(&["--chunk-size", "64K", "--pack-size", "1M"]);
+        let base = random_like(3 << 20, 99);
+        // Some history for prune to work on.
+        h.snapshot_stdin("old.bin", &random_like(2 << 20, 1), &["--tag", "old"]);
+        h.snapshot_stdin("old.bin", &random_like(2 << 20, 2), &["--tag", "old"]);
+        h.ok(&["forget", "--tag", "old", "--keep-last", "1"]);
+        // Four writers on overlapping data (a shared base, then their own part).
+        let inputs: Vec<Vec<u8>> = (0..4u64)
+            .map(|i| {
+                let mut d = base.clone();
+                d.extend_from_slice(&random_like(1 << 20, 10 + i));
+                d
+            })
+            .collect();
+        let children: Vec<_> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let mut c = h.cmd();
+                c.args([
+                    "snapshot",
+                    "--json",
+                    "--stdin",
+                    "--stdin-name",
+                    &format!("w{i}.bin"),
+                    "--tag",
+                    "concurrent",
+                ])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+                let mut child = c.spawn().unwrap();
+                let mut stdin = child.stdin.take().unwrap();
+                let data = data.clone();
+                let feeder = std::thread::spawn(move || {
+                    for part in data.chunks(256 << 10) {
+                        stdin.write_all(part).unwrap();
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                });
+                (child, feeder)
+            })
+            .collect();
+        let pruned = h.run(&["prune"]);
+        assert!(pruned.status.success(), "{}", stderr(&pruned));
+        for (child, feeder) in children {
+            feeder.join().unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "a concurrent writer failed: {}",
+                stderr(&out)
+            );
+        }
+        let check = h.run(&["check", "--read-data"]);
+        assert!(check.status.success(), "{}", stderr(&check));
+        for (i, data) in inputs.iter().enumerate() {
+            assert!(
+                h.ok(&[
+                    "dump",
+                    "latest",
+                    &format!("w{i}.bin"),
+                    "--tag",
+                    "concurrent",
+                    "--path",
+                    &format!("/w{i}.bin")
+                ]) == *data,
+                "writer {i}"
+            );
+        }
+        // A later prune finishes what was deferred; everything still restores.
+        h.ok(&["prune"]);
+        let check = h.run(&["check", "--read-data"]);
+        assert!(check.status.success(), "{}", stderr(&check));
+        assert_eq!(h.snapshots().len(), 5);
+    }
+);
