@@ -132,16 +132,11 @@ fn benches(c: &mut Criterion) {
 /// `criterion_group!` makes a public function; a private module keeps it
 /// out of the `missing_docs` lint.
 mod harness {
-    use std::time::Duration;
-
-    use criterion::{criterion_group, Criterion};
+    use criterion::criterion_group;
 
     criterion_group! {
         name = backup_restore;
-        config = Criterion::default()
-            .sample_size(10)
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(10));
+        config = vault_benches::criterion_config(10);
         targets = super::benches
     }
 }

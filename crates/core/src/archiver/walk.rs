@@ -233,9 +233,14 @@ impl Walker<'_, '_> {
         };
         names.sort();
         let ptree = self.parent_subtree(parent)?;
+        // By name, so large directories do not cost a scan per entry.
+        let previous: std::collections::HashMap<OsString, &Node> = ptree
+            .as_ref()
+            .map(|t| t.nodes.iter().map(|n| (n.name_os(), n)).collect())
+            .unwrap_or_default();
         let nodes: Vec<Option<Node>> = names
             .par_iter()
-            .map(|n| self.save_entry(&path.join(n), n, ptree.as_ref().and_then(|t| t.find(n))))
+            .map(|n| self.save_entry(&path.join(n), n, previous.get(n).copied()))
             .collect::<Result<_>>()?;
         let mut node = node_from_meta(name, NodeKind::Dir, meta);
         node.subtree = Some(self.save_tree(nodes.into_iter().flatten().collect())?);
