@@ -179,6 +179,15 @@ pub fn sql_like(len: usize, seed: u64) -> Vec<u8> {
     bytes
 }
 
+/// The criterion settings every bench group uses: 10 samples, 1 s warm-up,
+/// `measure_secs` of measurement (kept short: the machines are small and shared).
+pub fn criterion_config(measure_secs: u64) -> criterion::Criterion {
+    criterion::Criterion::default()
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(measure_secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,13 +216,4 @@ mod tests {
         let r = ratio(&random_bytes(MIB, 1));
         assert!(r < 1.0, "random ratio {r:.2}");
     }
-}
-
-/// The criterion settings every bench group uses: 10 samples, 1 s warm-up,
-/// `measure_secs` of measurement (kept short: the machines are small and shared).
-pub fn criterion_config(measure_secs: u64) -> criterion::Criterion {
-    criterion::Criterion::default()
-        .sample_size(10)
-        .warm_up_time(std::time::Duration::from_secs(1))
-        .measurement_time(std::time::Duration::from_secs(measure_secs))
 }
