@@ -219,7 +219,7 @@ impl CloudBackend {
             E::NotSupported { .. } | E::NotImplemented { .. } => (StoreErrorKind::Unsupported, ""),
             _ => (StoreErrorKind::Other, ""),
         };
-        let text = e.to_string();
+        let text = one_line(&e.to_string());
         let hint = if kind == StoreErrorKind::Other && looks_unreachable(&text) {
             " (the endpoint did not answer after retries: check AWS_ENDPOINT_URL and the network)"
         } else {
@@ -233,6 +233,28 @@ impl CloudBackend {
             ),
         )
         .with_source(e)
+    }
+}
+
+/// Error texts of S3 carry an XML body; keep one line with its code and message.
+fn one_line(text: &str) -> String {
+    let field = |tag: &str| {
+        let open = format!("<{tag}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{tag}>"))? + start;
+        Some(text[start..end].to_owned())
+    };
+    let head = text
+        .split("<?xml")
+        .next()
+        .unwrap_or(text)
+        .trim_end()
+        .trim_end_matches(':');
+    let head = head.replace('\n', " ");
+    match (field("Code"), field("Message")) {
+        (Some(c), Some(m)) => format!("{head}: {c}: {m}"),
+        (Some(c), None) => format!("{head}: {c}"),
+        _ => head,
     }
 }
 

@@ -307,12 +307,23 @@ pub struct S3Server {
 impl S3Server {
     /// Starts the server on a free port and creates bucket `bucket`.
     pub fn start(bucket: &str) -> S3Server {
+        Self::start_with(bucket, false)
+    }
+
+    /// As [`S3Server::start`]; with `check_credentials`, every request after
+    /// the bucket's creation must carry credentials the server knows (none
+    /// are known, so every request is refused as unauthenticated).
+    pub fn start_with(bucket: &str, check_credentials: bool) -> S3Server {
         let program = std::env::var("VAULT_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let child = std::process::Command::new(&program)
+        let mut cmd = std::process::Command::new(&program);
+        if check_credentials {
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "1");
+        }
+        let child = cmd
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())

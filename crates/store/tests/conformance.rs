@@ -288,3 +288,35 @@ fn s3_missing_bucket_is_not_found_and_bad_endpoint_is_named() {
         "the endpoint is named: {err}"
     );
 }
+
+#[test]
+fn s3_large_objects_go_in_parts_and_stay_create_only() {
+    let server = vault_store::testing::S3Server::start("multipart");
+    let backend = server.backend("big");
+    let h = Handle::new(FileType::Pack, "aa00").unwrap();
+    let data: Bytes = (0..(vault_store::cloud::MULTIPART_THRESHOLD + 3 * 1024 * 1024))
+        .map(|i| (i * 31 % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    backend.create(&h, data.clone()).unwrap();
+    assert_eq!(backend.size(&h).unwrap(), data.len() as u64);
+    assert_eq!(backend.read(&h).unwrap(), data);
+    let again = backend.create(&h, data.slice(..10)).unwrap_err();
+    assert_eq!(again.kind(), StoreErrorKind::AlreadyExists);
+    assert_eq!(backend.read_range(&h, 5, 10).unwrap(), data.slice(5..15));
+}
+
+#[test]
+fn s3_rejected_credentials_are_named_in_one_line() {
+    let server = vault_store::testing::S3Server::start_with("locked", true);
+    let backend = server.backend("repo");
+    let err = backend.read(&Handle::config()).unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::PermissionDenied, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("credentials"), "{msg}");
+    assert!(msg.contains("InvalidAccessKeyId"), "{msg}");
+    assert!(
+        !msg.contains('\n') && !msg.contains("<?xml"),
+        "one line: {msg}"
+    );
+}
