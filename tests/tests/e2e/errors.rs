@@ -303,3 +303,54 @@ fn init_on_a_terminal_asks_twice() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("do not match"));
     assert!(!Path::new(&other.repo).join("config").exists());
 }
+
+#[test]
+fn sigterm_during_a_snapshot_stops_cleanly_and_commits_nothing() {
+    use std::io::Write;
+    let h = repo(None);
+    h.snapshot_stdin("before", b"committed earlier", &[]);
+    for signal in ["-TERM", "-INT"] {
+        let mut child = h
+            .cmd()
+            .args(["snapshot", "--stdin", "--stdin-name", "endless"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let block = text_like(1 << 20, 3);
+            // Until the pipe breaks: vault stopped reading.
+            for _ in 0..10_000 {
+                if stdin.write_all(&block).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let killed = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        assert!(!out.status.success(), "{signal}");
+        assert!(
+            stderr(&out).contains("interrupted"),
+            "{signal}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(h.snapshots().len(), 1, "nothing partial was committed");
+    assert!(
+        h.backend()
+            .list(vault_store::FileType::Lock)
+            .unwrap()
+            .is_empty(),
+        "the lease was released"
+    );
+    let check = h.run(&["check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert_eq!(h.dump("latest", "before"), b"committed earlier");
+}

@@ -7,6 +7,21 @@ use crate::context::{hostname, now_rfc3339, username, Context};
 use crate::output::{bytes, rate};
 use crate::{CliError, Outcome};
 
+/// Set by SIGINT/SIGTERM: the backup stops at the next batch, commits
+/// nothing and releases its lease. A second signal exits at once.
+fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let _ = ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    flag
+}
+
 pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> {
     let source = if args.stdin {
         Source::Stream {
@@ -44,7 +59,7 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
         tags: args.tags.clone(),
         time,
         force: args.force,
-        cancel: None,
+        cancel: Some(interrupt_flag()),
         upload_threads: args.upload_threads.unwrap_or(
             if repo.backend().location().contains("://") {
                 4
