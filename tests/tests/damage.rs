@@ -363,3 +363,53 @@ fn tampered_key_and_foreign_key_give_clear_errors() {
     let backend: Arc<dyn Backend> = Arc::new(LocalDir::new(f.root()));
     assert!(backend.list(vault_store::FileType::Key).unwrap().len() == 1);
 }
+
+#[test]
+fn damaged_config_is_a_clear_error() {
+    let f = Fixture::new();
+    flip(&f.root().join("config"), 30);
+    match f.open() {
+        Err(e @ Error::Corrupt { .. }) => assert!(e.to_string().contains("config"), "{e}"),
+        other => panic!("a damaged config: {other:?}"),
+    }
+    truncate(&f.root().join("config"), 20);
+    assert!(matches!(f.open(), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn swapped_and_duplicated_packs() {
+    let f = Fixture::new();
+    let mut packs = f.files("data");
+    packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    let (a, b) = (
+        packs[packs.len() - 1].clone(),
+        packs[packs.len() - 2].clone(),
+    );
+    // A duplicate under another name is unreferenced data: information, not damage.
+    let dup = a.with_file_name(format!(
+        "{}0",
+        &a.file_name().unwrap().to_string_lossy()[..63]
+    ));
+    std::fs::copy(&a, &dup).unwrap();
+    let r = f.check(ReadData::All);
+    assert!(r.is_ok(), "{:?}", r.problems);
+    assert!(
+        r.info.iter().any(|i| i.contains("not referenced")),
+        "{:?}",
+        r.info
+    );
+    std::fs::remove_file(&dup).unwrap();
+    // Two packs swapped: both are reported, and no wrong byte is restored.
+    let (da, db) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::write(&a, &db).unwrap();
+    std::fs::write(&b, &da).unwrap();
+    let r = f.check(ReadData::None);
+    let named = |p: &PathBuf| {
+        r.problems.iter().any(|x| {
+            x.object
+                .contains(&*p.file_name().unwrap().to_string_lossy())
+        })
+    };
+    assert!(named(&a) && named(&b), "{:?}", r.problems);
+    let _ = f.restores();
+}

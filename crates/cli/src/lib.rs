@@ -7,6 +7,7 @@ mod commands;
 pub mod config;
 mod context;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 

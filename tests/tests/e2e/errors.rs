@@ -354,3 +354,70 @@ fn sigterm_during_a_snapshot_stops_cleanly_and_commits_nothing() {
     assert!(check.status.success(), "{}", stderr(&check));
     assert_eq!(h.dump("latest", "before"), b"committed earlier");
 }
+
+#[test]
+fn check_read_data_shows_progress_on_a_terminal_only() {
+    let h = repo(Some("64K"));
+    h.snapshot_stdin("x", &text_like(2 << 20, 8), &[]);
+    let out = on_terminal(&h, "check --read-data", &[h.password.as_str()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("reading packs:"), "{text}");
+    // Not a terminal: no progress line.
+    let plain = h.run(&["check", "--read-data"]);
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("reading packs"));
+}
+
+#[test]
+fn restoring_a_damaged_snapshot_restores_the_rest_and_names_the_loss() {
+    let h = harness();
+    h.init(&["--chunk-size", "64K", "--pack-size", "1M"]);
+    let src = h.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let a = vault_tests::random_like(3 << 20, 1);
+    std::fs::write(src.join("a.bin"), &a).unwrap();
+    h.snapshot(&[src.to_str().unwrap()]);
+    let before: std::collections::HashSet<String> = h
+        .backend()
+        .list(vault_store::FileType::Pack)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
+    std::fs::write(src.join("b.bin"), vault_tests::random_like(3 << 20, 2)).unwrap();
+    h.snapshot(&[src.to_str().unwrap()]);
+    // Lose the packs only the second backup wrote (b.bin's chunks, and trees).
+    let b = h.backend();
+    let new_data: Vec<(String, u64)> = b
+        .list(vault_store::FileType::Pack)
+        .unwrap()
+        .into_iter()
+        .filter(|p| !before.contains(&p.0))
+        .collect();
+    let biggest = new_data.iter().max_by_key(|p| p.1).unwrap().0.clone();
+    b.delete(&vault_store::Handle::new(vault_store::FileType::Pack, biggest).unwrap())
+        .unwrap();
+    let target = h.join("restored");
+    let out = h.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("b.bin"),
+        "the damaged file is named: {}",
+        stderr(&out)
+    );
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    assert!(
+        std::fs::read(restored.join("a.bin")).unwrap() == a,
+        "the intact file is restored"
+    );
+    assert!(
+        !restored.join("b.bin").exists(),
+        "no wrong or partial bytes are left as b.bin"
+    );
+    // dump of the damaged file fails; check names it.
+    let out = h.run(&["dump", "latest", &format!("{}/b.bin", src.display())]);
+    assert_ne!(out.status.code(), Some(0));
+    let check = h.run(&["check"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(stderr(&check).contains("b.bin"), "{}", stderr(&check));
+}

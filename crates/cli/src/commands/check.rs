@@ -1,7 +1,6 @@
 //! `vault check`
 
 use vault_core::check::ReadData;
-use vault_core::NoProgress;
 
 use crate::cli::CheckArgs;
 use crate::context::Context;
@@ -15,7 +14,10 @@ pub fn run(ctx: &Context<'_>, args: &CheckArgs) -> Result<Outcome, CliError> {
         (None, false) => ReadData::None,
     };
     let repo = ctx.open()?;
-    let report = repo.check(read, &NoProgress)?;
+    let progress =
+        crate::progress::TermProgress::new("reading packs", ctx.global.quiet || ctx.global.json);
+    let report = repo.check(read, &progress)?;
+    progress.finish();
     if ctx.global.json {
         println!(
             "{}",

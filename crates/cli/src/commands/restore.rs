@@ -1,6 +1,6 @@
 //! `vault restore`
 
-use vault_core::{NoProgress, RestoreOptions, SnapshotFilter};
+use vault_core::{RestoreOptions, SnapshotFilter};
 
 use crate::cli::RestoreArgs;
 use crate::context::Context;
@@ -14,7 +14,10 @@ pub fn run(ctx: &Context<'_>, args: &RestoreArgs) -> Result<Outcome, CliError> {
     let opts = RestoreOptions {
         include: args.include.clone(),
     };
-    let sum = repo.restore(&snap, &args.target, &opts, &NoProgress)?;
+    let progress =
+        crate::progress::TermProgress::new("restoring", ctx.global.quiet || ctx.global.json);
+    let sum = repo.restore(&snap, &args.target, &opts, &progress)?;
+    progress.finish();
     let secs = started.elapsed().as_secs_f64();
     for e in &sum.errors {
         if ctx.global.json {

@@ -1,6 +1,6 @@
 //! `vault snapshot`
 
-use vault_core::{BackupOptions, NoProgress, Source};
+use vault_core::{BackupOptions, Source};
 
 use crate::cli::SnapshotArgs;
 use crate::context::{hostname, now_rfc3339, username, Context};
@@ -68,7 +68,10 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
             },
         ),
     };
-    let done = repo.snapshot(source, &opts, &NoProgress)?;
+    let progress = crate::progress::TermProgress::new("read", ctx.global.quiet || ctx.global.json);
+    let done = repo.snapshot(source, &opts, &progress);
+    progress.finish();
+    let done = done?;
     for w in &done.warnings {
         if ctx.global.json {
             eprintln!(
