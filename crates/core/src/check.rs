@@ -397,3 +397,43 @@ impl Repository {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets_parse_and_slices_partition_the_packs() {
+        assert_eq!(
+            ReadData::parse_subset("2/7").unwrap(),
+            ReadData::Slice(2, 7)
+        );
+        assert_eq!(
+            ReadData::parse_subset("10%").unwrap(),
+            ReadData::Percent(10.0)
+        );
+        for bad in ["0/3", "4/3", "1/0", "x", "150%", "-1%", "1/"] {
+            assert!(ReadData::parse_subset(bad).is_err(), "{bad}");
+        }
+        let packs: Vec<PackId> = (0..500u32)
+            .map(|i| PackId(*blake3::hash(&i.to_le_bytes()).as_bytes()))
+            .collect();
+        for p in &packs {
+            let hits = (1..=5)
+                .filter(|n| ReadData::Slice(*n, 5).selects(p))
+                .count();
+            assert_eq!(hits, 1, "every pack is in exactly one slice of 5");
+        }
+        let first = packs
+            .iter()
+            .filter(|p| ReadData::Slice(1, 5).selects(p))
+            .count();
+        assert!(
+            (60..=140).contains(&first),
+            "slices are even: {first} of 500"
+        );
+        assert!(packs
+            .iter()
+            .all(|p| ReadData::All.selects(p) && !ReadData::None.selects(p)));
+    }
+}
