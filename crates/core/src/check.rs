@@ -156,26 +156,24 @@ impl Repository {
         // Packs: present, long enough, header agrees with the index.
         let stored: HashMap<String, u64> =
             self.backend().list(FileType::Pack)?.into_iter().collect();
-        let pack_findings: Vec<(Option<Problem>, u64, u64)> = indexed
+        let pack_findings: Vec<(PackId, Option<Problem>, u64, u64)> = indexed
             .par_iter()
             .map(|(pack, entries)| {
-                self.check_pack(
+                let (p, read, bytes) = self.check_pack(
                     pack,
                     entries,
                     stored.get(&pack.to_hex()).copied(),
                     read_data,
                     progress,
-                )
+                );
+                (*pack, p, read, bytes)
             })
             .collect();
+        // Files whose chunks lie in these packs are reported as affected.
         let mut bad_packs: HashSet<PackId> = HashSet::new();
-        for (p, read, bytes) in pack_findings {
-            if let Some(id) = p
-                .as_ref()
-                .and_then(|p| p.object.strip_prefix("pack "))
-                .and_then(PackId::from_hex)
-            {
-                bad_packs.insert(id);
+        for (pack, p, read, bytes) in pack_findings {
+            if p.is_some() {
+                bad_packs.insert(pack);
             }
             report.problems.extend(p);
             report.packs_read += read;

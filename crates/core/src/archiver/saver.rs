@@ -148,23 +148,7 @@ impl<'r> Saver<'r> {
             .fetch_add(sealed.len() as u64, Ordering::Relaxed);
         self.stats.blobs_added.fetch_add(1, Ordering::Relaxed);
         self.progress.added(data.len() as u64, sealed.len() as u64);
-        let target = self.repo.config().pack_size as usize;
-        let full = {
-            let mut slot = lock(&self.packers[usize::from(kind != BlobType::Data)]);
-            if slot.len() < OPEN_PACKS {
-                slot.push(PackWriter::with_capacity(target + target / 8));
-            }
-            let i = rand::thread_rng().gen_range(0..slot.len());
-            slot[i].add(kind, id, &sealed, data.len() as u32);
-            if slot[i].size() >= target {
-                Some(slot.swap_remove(i))
-            } else {
-                None
-            }
-        };
-        if let Some(w) = full {
-            self.send(w)?;
-        }
+        self.pack(kind, id, &sealed, data.len() as u32)?;
         Ok(true)
     }
 
@@ -185,19 +169,26 @@ impl<'r> Saver<'r> {
             .bytes_stored
             .fetch_add(sealed.len() as u64, Ordering::Relaxed);
         self.stats.blobs_added.fetch_add(1, Ordering::Relaxed);
+        self.pack(kind, id, sealed, raw_length)
+    }
+
+    /// Puts a sealed blob into one of the open packs of its class, chosen at
+    /// random, and hands the pack to the uploaders once it is full.
+    fn pack(&self, kind: BlobType, id: BlobId, sealed: &[u8], raw_length: u32) -> Result<()> {
         let target = self.repo.config().pack_size as usize;
         let full = {
             let mut slot = lock(&self.packers[usize::from(kind != BlobType::Data)]);
-            if slot.is_empty() {
+            if slot.len() < OPEN_PACKS {
                 slot.push(PackWriter::with_capacity(target + target / 8));
             }
-            slot[0].add(kind, id, sealed, raw_length);
-            (slot[0].size() >= target).then(|| slot.swap_remove(0))
+            let i = rand::thread_rng().gen_range(0..slot.len());
+            slot[i].add(kind, id, sealed, raw_length);
+            (slot[i].size() >= target).then(|| slot.swap_remove(i))
         };
-        if let Some(w) = full {
-            self.send(w)?;
+        match full {
+            Some(w) => self.send(w),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn send(&self, w: PackWriter) -> Result<()> {
