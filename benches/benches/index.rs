@@ -28,6 +28,7 @@ use std::time::Instant;
 use criterion::{criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
 use vault_benches::Rng;
 use vault_core::blob::BlobType;
+use vault_core::delta::Sketch;
 use vault_core::index::{IndexFile, SqliteIndex};
 use vault_core::pack::PackEntry;
 use vault_core::{BlobId, IndexId, PackId};
@@ -54,7 +55,7 @@ fn absent_id(i: u64) -> BlobId {
 /// Index object number `n`: entries `n * 10_000 ..` in packs of 40.
 fn index_file(n: u64) -> (IndexId, IndexFile) {
     let first = n * ENTRIES_PER_FILE;
-    let packs = (first..first + ENTRIES_PER_FILE)
+    let packs: Vec<(PackId, Vec<PackEntry>)> = (first..first + ENTRIES_PER_FILE)
         .step_by(ENTRIES_PER_PACK as usize)
         .map(|start| {
             let pack = PackId(Rng::new(PACK_SALT ^ (start / ENTRIES_PER_PACK)).id32());
@@ -66,14 +67,25 @@ fn index_file(n: u64) -> (IndexId, IndexFile) {
                     offset: k as u32 * 400_000,
                     length: 400_000,
                     raw_length: 1 << 20,
+                    base: None,
                 })
                 .collect();
             (pack, entries)
         })
         .collect();
+    // Every data blob carries its resemblance sketch, as backups write them.
+    let sketches = packs
+        .iter()
+        .flat_map(|(_, entries)| entries)
+        .map(|e| {
+            let mut r = Rng::new(u64::from_le_bytes(e.id.0[..8].try_into().unwrap()));
+            (e.id, Sketch(std::array::from_fn(|_| r.next_u64())))
+        })
+        .collect();
     let file = IndexFile {
         packs,
         supersedes: vec![],
+        sketches,
     };
     (IndexId(Rng::new(FILE_SALT ^ n).id32()), file)
 }

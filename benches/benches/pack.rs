@@ -49,7 +49,7 @@ fn write_pack(keys: &Keys, blobs: &[Sealed]) -> (PackId, impl Deref<Target = [u8
     let total: usize = blobs.iter().map(|b| b.bytes.len()).sum();
     let mut w = PackWriter::with_capacity(total + 4096);
     for b in blobs {
-        w.add(BlobType::Data, b.id, black_box(&b.bytes), b.raw_len);
+        w.add(BlobType::Data, b.id, black_box(&b.bytes), b.raw_len, None);
     }
     let (id, bytes, _entries) = w.finish(keys).expect("pack verifies");
     (id, bytes)

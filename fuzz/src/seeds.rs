@@ -10,6 +10,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
 use vault_core::blob::{seal_blob, BlobType, Compression};
+use vault_core::delta::Sketch;
 use vault_core::id::{BlobId, IndexId, PackId};
 use vault_core::index::IndexFile;
 use vault_core::pack::{PackEntry, PackWriter};
@@ -31,6 +32,7 @@ pub fn all() -> Vec<Seed> {
     key(&mut out);
     chunker(&mut out);
     time(&mut out);
+    delta(&mut out);
     out
 }
 
@@ -49,7 +51,7 @@ pub fn valid_pack() -> Vec<u8> {
     for (kind, plain) in blobs {
         let id = k.blob_id(kind, plain);
         let sealed = seal_blob(k, kind, &id, plain, Compression { zstd_level: None });
-        w.add(kind, id, &sealed, plain.len() as u32);
+        w.add(kind, id, &sealed, plain.len() as u32, None);
     }
     w.finish(k).expect("a new pack reads back").1.to_vec()
 }
@@ -80,6 +82,7 @@ fn sample_index() -> IndexFile {
         offset: u32::from(i) * 100,
         length: 100,
         raw_length: 300,
+        base: (i == 0).then_some(BlobId([5; 32])),
     };
     IndexFile {
         packs: vec![
@@ -90,6 +93,7 @@ fn sample_index() -> IndexFile {
             (PackId([2; 32]), vec![e(2, BlobType::List)]),
         ],
         supersedes: vec![IndexId([9; 32])],
+        sketches: vec![(BlobId([1; 32]), Sketch([1, 2, 3, 4, 5, 6, 7, 8]))],
     }
 }
 
@@ -235,4 +239,22 @@ fn time(out: &mut Vec<Seed>) {
         b"2026-01-01T00:00:00.123456789-05:30".to_vec(),
     ));
     out.push(("snapshot_time", "words", b"yesterday".to_vec()));
+}
+
+fn delta(out: &mut Vec<Seed>) {
+    // u16 split point, then base || frame.
+    let base = b"INSERT INTO t VALUES (1, 'abc');\n".repeat(40);
+    let mut edited = base.clone();
+    edited[77] = b'Z';
+    let frame = vault_core::delta::encode(&base, &edited, vault_core::delta::DELTA_LEVEL)
+        .expect("in-memory delta encoding");
+    let mut valid = (base.len() as u16).to_le_bytes().to_vec();
+    valid.extend_from_slice(&base);
+    valid.extend_from_slice(&frame);
+    out.push(("delta_decode", "valid-frame", valid));
+    out.push((
+        "delta_decode",
+        "no-base",
+        [&[0u8, 0][..], &frame[..]].concat(),
+    ));
 }

@@ -300,6 +300,24 @@ pub fn text_like(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// `data` with about `percent` % of its lines rewritten, at random positions
+/// (a database dump a day later, with rows updated everywhere).
+pub fn mutate_lines(data: &[u8], percent: u64, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(data.len() + data.len() / 50);
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if x % 100 < percent {
+            out.extend_from_slice(format!("UPDATE {} SET v = {}\n", x >> 48, x >> 20).as_bytes());
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
 /// Deterministic incompressible bytes.
 pub fn random_like(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;

@@ -118,6 +118,10 @@ pub struct InitArgs {
     /// Target pack size.
     #[arg(long, default_value = "16M", value_parser = parse_size)]
     pub pack_size: u64,
+    /// Store every chunk whole: no delta compression of similar chunks
+    /// (deltas shrink daily database dumps; they cost some backup speed).
+    #[arg(long)]
+    pub no_delta: bool,
     /// zstd level for new data (-7 to 22; negative levels are faster), or `off`.
     #[arg(long, default_value = "3", allow_hyphen_values = true)]
     pub compression: String,

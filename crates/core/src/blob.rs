@@ -10,10 +10,11 @@
 //! |---|---|---|
 //! | 0 | stored | the plaintext |
 //! | 1 | zstd | a zstd frame of the plaintext |
-//! | 2 | zstd delta (reserved) | 32-byte base blob id, then a zstd frame using the base as dictionary |
+//! | 2 | zstd delta | 32-byte base blob id, then a zstd frame using the base's plaintext as prefix |
 //!
-//! Readers reject encodings they do not know, so the delta encoding arrives
-//! without a format break.
+//! A delta blob ([`crate::delta`]) needs its base, which is always a whole
+//! blob: [`open_body`] returns the frame, [`apply_delta`] finishes it.
+//! Readers reject encodings they do not know.
 
 use std::cell::RefCell;
 
@@ -67,7 +68,7 @@ impl BlobType {
 
 const ENC_STORED: u8 = 0;
 const ENC_ZSTD: u8 = 1;
-/// Reserved for delta blobs (see module docs).
+/// A zstd frame against a base blob (see module docs).
 pub const ENC_ZSTD_DELTA: u8 = 2;
 
 /// Largest plaintext a blob may have (bounds decompression; writers refuse larger).
@@ -135,14 +136,9 @@ impl Default for Compression {
     }
 }
 
-/// Compresses (when it helps) and seals one blob.
-pub fn seal_blob(
-    keys: &Keys,
-    kind: BlobType,
-    id: &BlobId,
-    plain: &[u8],
-    compression: Compression,
-) -> Vec<u8> {
+/// The plaintext body of a whole blob: the encoding byte, then the data
+/// compressed when that helps.
+pub fn encode_body(plain: &[u8], compression: Compression) -> Vec<u8> {
     let mut body = Vec::new();
     let compressed = match compression.zstd_level {
         Some(level) if !looks_incompressible(plain) => {
@@ -162,11 +158,141 @@ pub fn seal_blob(
             body.extend_from_slice(plain);
         }
     }
-    keys.seal(&associated_data(kind, id), &body)
+    body
 }
 
-/// Opens, decompresses and verifies one blob. `raw_len` (from the index) bounds
-/// decompression; the result must hash back to `id`.
+/// The plaintext body of a delta blob against `base`.
+pub fn delta_body(base: &BlobId, frame: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(33 + frame.len());
+    body.push(ENC_ZSTD_DELTA);
+    body.extend_from_slice(base.as_bytes());
+    body.extend_from_slice(frame);
+    body
+}
+
+/// Seals a body made by [`encode_body`] or [`delta_body`].
+pub fn seal_body(keys: &Keys, kind: BlobType, id: &BlobId, body: &[u8]) -> Vec<u8> {
+    keys.seal(&associated_data(kind, id), body)
+}
+
+/// Compresses (when it helps) and seals one whole blob.
+pub fn seal_blob(
+    keys: &Keys,
+    kind: BlobType,
+    id: &BlobId,
+    plain: &[u8],
+    compression: Compression,
+) -> Vec<u8> {
+    seal_body(keys, kind, id, &encode_body(plain, compression))
+}
+
+/// An opened blob: whole (decompressed and verified) or a delta frame that
+/// still needs its base.
+#[derive(Debug)]
+pub enum Body {
+    /// The verified plaintext.
+    Whole(Vec<u8>),
+    /// A delta: the base's id and the zstd frame (see [`apply_delta`]).
+    Delta {
+        /// The whole blob the frame refers to.
+        base: BlobId,
+        /// The zstd frame.
+        frame: Vec<u8>,
+    },
+}
+
+fn what(kind: BlobType, id: &BlobId) -> String {
+    format!("{} blob {}", kind.name(), id.to_hex())
+}
+
+fn check_raw_len(kind: BlobType, id: &BlobId, raw_len: u32) -> Result<usize> {
+    let raw_len = raw_len as usize;
+    if raw_len > MAX_BLOB_SIZE {
+        return Err(Error::corrupt(
+            what(kind, id),
+            format!("recorded size {raw_len} exceeds the maximum"),
+        ));
+    }
+    Ok(raw_len)
+}
+
+fn verify(
+    keys: &Keys,
+    kind: BlobType,
+    id: &BlobId,
+    plain: Vec<u8>,
+    raw_len: usize,
+) -> Result<Vec<u8>> {
+    if plain.len() != raw_len {
+        return Err(Error::corrupt(
+            what(kind, id),
+            format!("size {} differs from the recorded {raw_len}", plain.len()),
+        ));
+    }
+    if keys.blob_id(kind, &plain) != *id {
+        return Err(Error::corrupt(
+            what(kind, id),
+            "content does not match its id",
+        ));
+    }
+    Ok(plain)
+}
+
+/// Opens one blob. A whole blob is decompressed and verified against `id`
+/// (`raw_len`, from the index, bounds decompression); a delta blob is
+/// returned as its frame.
+pub fn open_body(
+    keys: &Keys,
+    kind: BlobType,
+    id: &BlobId,
+    sealed: &[u8],
+    raw_len: u32,
+) -> Result<Body> {
+    let body = keys
+        .open(&associated_data(kind, id), sealed)
+        .map_err(|e| Error::corrupt(what(kind, id), e.to_string()))?;
+    let (&enc, payload) = body
+        .split_first()
+        .ok_or_else(|| Error::corrupt(what(kind, id), "empty body"))?;
+    let raw_len = check_raw_len(kind, id, raw_len)?;
+    let plain = match enc {
+        ENC_STORED => payload.to_vec(),
+        ENC_ZSTD => decompress(payload, raw_len)
+            .map_err(|e| Error::corrupt(what(kind, id), format!("zstd: {e}")))?,
+        ENC_ZSTD_DELTA if kind == BlobType::Data && payload.len() >= 32 => {
+            let base = BlobId::from_slice(&payload[..32]).expect("32 bytes");
+            return Ok(Body::Delta {
+                base,
+                frame: payload[32..].to_vec(),
+            });
+        }
+        other => {
+            return Err(Error::corrupt(
+                what(kind, id),
+                format!("unknown encoding {other}"),
+            ))
+        }
+    };
+    verify(keys, kind, id, plain, raw_len).map(Body::Whole)
+}
+
+/// Finishes a delta blob: rebuilds it from its frame and its base's
+/// plaintext, and verifies it against `id`.
+pub fn apply_delta(
+    keys: &Keys,
+    kind: BlobType,
+    id: &BlobId,
+    base: &[u8],
+    frame: &[u8],
+    raw_len: u32,
+) -> Result<Vec<u8>> {
+    let raw_len = check_raw_len(kind, id, raw_len)?;
+    let plain = crate::delta::decode(&what(kind, id), base, frame, raw_len)?;
+    verify(keys, kind, id, plain, raw_len)
+}
+
+/// Opens, decompresses and verifies one whole blob; a delta blob is an error
+/// here (its base is needed: see [`open_body`]).
 pub fn open_blob(
     keys: &Keys,
     kind: BlobType,
@@ -174,41 +300,16 @@ pub fn open_blob(
     sealed: &[u8],
     raw_len: u32,
 ) -> Result<Vec<u8>> {
-    let what = || format!("{} blob {}", kind.name(), id.to_hex());
-    let body = keys
-        .open(&associated_data(kind, id), sealed)
-        .map_err(|e| Error::corrupt(what(), e.to_string()))?;
-    let (&enc, payload) = body
-        .split_first()
-        .ok_or_else(|| Error::corrupt(what(), "empty body"))?;
-    let raw_len = raw_len as usize;
-    if raw_len > MAX_BLOB_SIZE {
-        return Err(Error::corrupt(
-            what(),
-            format!("recorded size {raw_len} exceeds the maximum"),
-        ));
+    match open_body(keys, kind, id, sealed, raw_len)? {
+        Body::Whole(plain) => Ok(plain),
+        Body::Delta { base, .. } => Err(Error::corrupt(
+            what(kind, id),
+            format!(
+                "is a delta against {} where a whole blob was expected",
+                base.to_hex()
+            ),
+        )),
     }
-    let plain =
-        match enc {
-            ENC_STORED => payload.to_vec(),
-            ENC_ZSTD => decompress(payload, raw_len)
-                .map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,
-            ENC_ZSTD_DELTA => return Err(Error::corrupt(
-                what(),
-                "delta-encoded blob: this version of vault cannot read delta blobs, upgrade vault",
-            )),
-            other => return Err(Error::corrupt(what(), format!("unknown encoding {other}"))),
-        };
-    if plain.len() != raw_len {
-        return Err(Error::corrupt(
-            what(),
-            format!("size {} differs from the recorded {raw_len}", plain.len()),
-        ));
-    }
-    if keys.blob_id(kind, &plain) != *id {
-        return Err(Error::corrupt(what(), "content does not match its id"));
-    }
-    Ok(plain)
 }
 
 #[cfg(test)]
@@ -249,6 +350,41 @@ mod tests {
         let sealed = seal_blob(&k, BlobType::Data, &wrong, b"data", Compression::default());
         let err = open_blob(&k, BlobType::Data, &wrong, &sealed, 4).unwrap_err();
         assert!(err.to_string().contains("does not match its id"), "{err}");
+    }
+
+    #[test]
+    fn delta_blob_round_trip() {
+        let k = MasterKey::generate().keys();
+        let base = b"SELECT 1; -- a row of a dump\n".repeat(500);
+        let mut data = base.clone();
+        data[100] = b'X';
+        let (bid, id) = (
+            k.blob_id(BlobType::Data, &base),
+            k.blob_id(BlobType::Data, &data),
+        );
+        let frame = crate::delta::encode(&base, &data, 3).unwrap();
+        let sealed = seal_body(&k, BlobType::Data, &id, &delta_body(&bid, &frame));
+        let n = data.len() as u32;
+        let Body::Delta { base: b, frame: f } =
+            open_body(&k, BlobType::Data, &id, &sealed, n).unwrap()
+        else {
+            panic!("a delta opens as a delta");
+        };
+        assert_eq!(b, bid);
+        assert_eq!(
+            apply_delta(&k, BlobType::Data, &id, &base, &f, n).unwrap(),
+            data
+        );
+        let other = vec![b'#'; base.len()];
+        let err = apply_delta(&k, BlobType::Data, &id, &other, &f, n).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(
+            open_blob(&k, BlobType::Data, &id, &sealed, n).is_err(),
+            "needs its base"
+        );
+        // Only data blobs may be deltas.
+        let tree = seal_body(&k, BlobType::Tree, &id, &delta_body(&bid, &frame));
+        assert!(open_body(&k, BlobType::Tree, &id, &tree, n).is_err());
     }
 
     proptest! {

@@ -5,7 +5,9 @@
 //! with that pack's own header; every tree of every snapshot opens, and every
 //! chunk a file needs is indexed. Data (`--read-data`, or a subset): packs are
 //! downloaded, checked against their content-derived names, and every blob is
-//! opened, decompressed and re-hashed. Each problem names what it affects;
+//! opened, decompressed and re-hashed; a delta blob is rebuilt from its base
+//! first. A chunk whose delta base is missing or damaged is as lost as the
+//! chunk itself, and the files that need it are named. Each problem names what it affects;
 //! unreferenced data is information, not damage.
 
 use std::collections::{HashMap, HashSet};
@@ -14,7 +16,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use vault_store::{FileType, Handle};
 
-use crate::blob::{open_blob, BlobType};
+use crate::blob::{apply_delta, open_body, BlobType, Body};
 use crate::error::Result;
 use crate::id::{object_hash, BlobId, IndexId, PackId, SnapshotId};
 use crate::pack::{header_length, parse_header, parse_pack, PackEntry};
@@ -110,6 +112,16 @@ impl CheckReport {
     }
 }
 
+/// What one pack's check found: a problem with the pack itself, delta blobs
+/// in it that cannot be rebuilt, packs read, bytes read.
+type PackFindings = (Option<Problem>, Vec<(BlobId, Problem)>, u64, u64);
+
+/// Packs and blobs found damaged.
+struct Bad<'a> {
+    packs: &'a HashSet<PackId>,
+    blobs: &'a HashSet<BlobId>,
+}
+
 impl Repository {
     /// Checks the repository (see the module docs).
     pub fn check(&self, read_data: ReadData, progress: &dyn Progress) -> Result<CheckReport> {
@@ -156,26 +168,34 @@ impl Repository {
         // Packs: present, long enough, header agrees with the index.
         let stored: HashMap<String, u64> =
             self.backend().list(FileType::Pack)?.into_iter().collect();
-        let pack_findings: Vec<(PackId, Option<Problem>, u64, u64)> = indexed
+        let pack_findings: Vec<(PackId, PackFindings)> = indexed
             .par_iter()
             .map(|(pack, entries)| {
+                let mut bad_deltas = Vec::new();
                 let (p, read, bytes) = self.check_pack(
                     pack,
                     entries,
                     stored.get(&pack.to_hex()).copied(),
                     read_data,
                     progress,
+                    &mut bad_deltas,
                 );
-                (*pack, p, read, bytes)
+                (*pack, (p, bad_deltas, read, bytes))
             })
             .collect();
-        // Files whose chunks lie in these packs are reported as affected.
+        // Files whose chunks lie in these packs, or are deltas that cannot be
+        // rebuilt, are reported as affected.
         let mut bad_packs: HashSet<PackId> = HashSet::new();
-        for (pack, p, read, bytes) in pack_findings {
+        let mut bad_blobs: HashSet<BlobId> = HashSet::new();
+        for (pack, (p, bad_deltas, read, bytes)) in pack_findings {
             if p.is_some() {
                 bad_packs.insert(pack);
             }
             report.problems.extend(p);
+            for (id, problem) in bad_deltas {
+                bad_blobs.insert(id);
+                report.problems.push(problem);
+            }
             report.packs_read += read;
             report.bytes_read += bytes;
         }
@@ -195,12 +215,16 @@ impl Repository {
         }
         report.snapshots = snaps.len() as u64;
         let mut good_trees = HashSet::new();
+        let bad = Bad {
+            packs: &bad_packs,
+            blobs: &bad_blobs,
+        };
         for (id, snap) in &snaps {
             self.check_tree(
                 id,
                 &snap.tree,
                 "",
-                &bad_packs,
+                &bad,
                 &mut good_trees,
                 &mut report.problems,
             );
@@ -215,6 +239,7 @@ impl Repository {
         stored_size: Option<u64>,
         read_data: ReadData,
         progress: &dyn Progress,
+        bad_deltas: &mut Vec<(BlobId, Problem)>,
     ) -> (Option<Problem>, u64, u64) {
         let object = format!("pack {}", pack.to_hex());
         let p = |m: String| {
@@ -267,8 +292,27 @@ impl Repository {
             if let Ok(list) = &parsed {
                 for e in list {
                     let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-                    if let Err(err) = open_blob(self.keys(), e.kind, &e.id, sealed, e.raw_length) {
-                        return (p(err.to_string()), 1, bytes.len() as u64);
+                    match open_body(self.keys(), e.kind, &e.id, sealed, e.raw_length) {
+                        Err(err) => return (p(err.to_string()), 1, bytes.len() as u64),
+                        Ok(Body::Whole(_)) => {}
+                        Ok(Body::Delta { base, frame }) => {
+                            let rebuilt = self.read_base(&e.id, &base).and_then(|b| {
+                                apply_delta(self.keys(), e.kind, &e.id, &b, &frame, e.raw_length)
+                            });
+                            if let Err(err) = rebuilt {
+                                bad_deltas.push((
+                                    e.id,
+                                    Problem {
+                                        object: format!("blob {}", e.id.to_hex()),
+                                        message: format!(
+                                            "delta against {} cannot be rebuilt: {err}",
+                                            base.to_hex()
+                                        ),
+                                        affects: vec![],
+                                    },
+                                ));
+                            }
+                        }
                     }
                 }
             }
@@ -297,8 +341,10 @@ impl Repository {
                 for e in entries {
                     match in_pack.get(&e.id) {
                         Some(h)
-                            if h.offset == e.offset && h.length == e.length && h.kind == e.kind => {
-                        }
+                            if h.offset == e.offset
+                                && h.length == e.length
+                                && h.kind == e.kind
+                                && h.base == e.base => {}
                         _ => {
                             return (
                                 p(format!(
@@ -316,12 +362,34 @@ impl Repository {
         }
     }
 
+    /// True when a data chunk is indexed, its pack is sound, and (for a delta)
+    /// its base is indexed whole in a sound pack.
+    fn chunk_usable(&self, id: &BlobId, bad: &Bad<'_>) -> bool {
+        let sound = |id: &BlobId| match self.locate(id) {
+            Ok(l)
+                if l.kind == BlobType::Data
+                    && !bad.packs.contains(&l.pack)
+                    && !bad.blobs.contains(id) =>
+            {
+                Some(l)
+            }
+            _ => None,
+        };
+        match sound(id) {
+            None => false,
+            Some(l) => match l.base {
+                None => true,
+                Some(b) => sound(&b).is_some_and(|bl| bl.base.is_none()),
+            },
+        }
+    }
+
     fn check_tree(
         &self,
         snap: &SnapshotId,
         tree: &BlobId,
         path: &str,
-        bad_packs: &HashSet<PackId>,
+        bad: &Bad<'_>,
         good: &mut HashSet<BlobId>,
         problems: &mut Vec<Problem>,
     ) {
@@ -349,7 +417,7 @@ impl Repository {
                 NodeKind::Dir => {
                     if let Some(sub) = n.subtree {
                         let before = problems.len();
-                        self.check_tree(snap, &sub, &p, bad_packs, good, problems);
+                        self.check_tree(snap, &sub, &p, bad, good, problems);
                         ok &= problems.len() == before;
                     }
                 }
@@ -357,11 +425,8 @@ impl Repository {
                     let mut missing = Vec::new();
                     let res = self.for_each_chunk_list(&n.content, n.content_depth, &mut |ids| {
                         for id in ids {
-                            match self.locate(id) {
-                                Ok(l)
-                                    if l.kind == BlobType::Data && !bad_packs.contains(&l.pack) => {
-                                }
-                                _ => missing.push(*id),
+                            if !self.chunk_usable(id, bad) {
+                                missing.push(*id);
                             }
                         }
                         Ok(())
@@ -379,7 +444,7 @@ impl Repository {
                         problems.push(Problem {
                             object: format!("blob {}", first.to_hex()),
                             message: format!(
-                                "{} chunk(s) of this file are missing from the index or lie in a damaged pack",
+                                "{} chunk(s) of this file are missing from the index, lie in a damaged pack, or are deltas whose base is",
                                 missing.len()
                             ),
                             affects: vec![format!("{snap}:{p}")],

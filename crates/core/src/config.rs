@@ -26,6 +26,10 @@ pub struct Config {
     pub compression: Compression,
     /// Target pack size in bytes.
     pub pack_size: u32,
+    /// Store new data chunks as deltas against similar stored chunks
+    /// ([`crate::delta`]). Absent in repositories made before deltas existed.
+    #[serde(default)]
+    pub delta: bool,
     /// When the repository was created (RFC 3339).
     pub created: String,
 }

@@ -68,6 +68,7 @@ impl MasterKey {
                 sub("vault 2026-11 blob id key: list"),
             ],
             chunker_seed: u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")),
+            sketch: sub("vault 2026-11 sketch key"),
         }
     }
 }
@@ -81,6 +82,8 @@ pub struct Keys {
     id: [[u8; 32]; 3],
     /// Seed XOR'd into FastCDC's gear table, so chunk boundaries depend on the key.
     pub chunker_seed: u64,
+    /// Keys the resemblance sketches of chunks ([`crate::delta`]).
+    sketch: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -93,6 +96,11 @@ impl Keys {
     /// Keyed BLAKE3 of a blob's plaintext, keyed per blob type: its id.
     pub fn blob_id(&self, kind: BlobType, data: &[u8]) -> BlobId {
         BlobId(*blake3::keyed_hash(&self.id[usize::from(kind.to_u8())], data).as_bytes())
+    }
+
+    /// The resemblance sketch of a data chunk ([`crate::delta::sketch`]).
+    pub fn sketch(&self, data: &[u8]) -> Option<crate::delta::Sketch> {
+        crate::delta::sketch(&self.sketch, data)
     }
 
     /// A hasher for the whole-content digest recorded in file nodes (plain

@@ -42,6 +42,7 @@ pub mod chunker;
 pub mod config;
 pub mod copy;
 pub mod crypto;
+pub mod delta;
 pub mod error;
 pub mod forget;
 pub mod id;

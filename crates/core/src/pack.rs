@@ -3,8 +3,9 @@
 //! Layout: `blob_1 || blob_2 || ... || blob_n || sealed_header || header_len`
 //! where `header_len` is the sealed header's length as a little-endian u32.
 //! The header plaintext is `version (u8 = 1) || count (u32 LE)` followed by
-//! `count` entries of `type (u8) || id (32) || length (u32 LE) || raw_length (u32 LE)`;
-//! offsets follow from the lengths in order. The header is sealed with
+//! `count` entries of `type (u8) || id (32) || [base (32)] || length (u32 LE) || raw_length (u32 LE)`;
+//! the type byte's high bit ([`DELTA_FLAG`]) marks a delta blob, whose base
+//! id follows its own. Offsets follow from the lengths in order. The header is sealed with
 //! associated data `"vault pack header v1"`, so sizes of individual blobs are
 //! encrypted too. A pack's name is the BLAKE3 of all its bytes.
 //!
@@ -20,7 +21,23 @@ use crate::id::{object_hash, BlobId, PackId};
 
 const HEADER_AD: &[u8] = b"vault pack header v1";
 const HEADER_VERSION: u8 = 1;
+/// Bytes of a header entry without a base.
 const ENTRY_LEN: usize = 1 + 32 + 4 + 4;
+/// High bit of an entry's type byte: the blob is a delta and its base id follows.
+pub const DELTA_FLAG: u8 = 0x80;
+
+/// The type byte of an entry: the blob type, flagged when it has a base.
+pub(crate) fn type_byte(kind: BlobType, base: Option<&BlobId>) -> u8 {
+    kind.to_u8() | if base.is_some() { DELTA_FLAG } else { 0 }
+}
+
+/// Splits a type byte into the blob type and whether a base id follows.
+pub(crate) fn parse_type_byte(b: u8) -> Option<(BlobType, bool)> {
+    let kind = BlobType::from_u8(b & !DELTA_FLAG)?;
+    let delta = b & DELTA_FLAG != 0;
+    // Only data blobs are ever delta-encoded.
+    (!delta || kind == BlobType::Data).then_some((kind, delta))
+}
 
 /// Where one blob sits inside a pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +52,8 @@ pub struct PackEntry {
     pub length: u32,
     /// Plaintext length.
     pub raw_length: u32,
+    /// For a delta blob, the (whole) blob it is encoded against.
+    pub base: Option<BlobId>,
 }
 
 /// Assembles a pack in memory.
@@ -53,8 +72,15 @@ impl PackWriter {
         }
     }
 
-    /// Appends a sealed blob.
-    pub fn add(&mut self, kind: BlobType, id: BlobId, sealed: &[u8], raw_length: u32) {
+    /// Appends a sealed blob (`base`: the base of a delta blob).
+    pub fn add(
+        &mut self,
+        kind: BlobType,
+        id: BlobId,
+        sealed: &[u8],
+        raw_length: u32,
+        base: Option<BlobId>,
+    ) {
         let offset = u32::try_from(self.data.len()).expect("packs stay below 4 GiB");
         self.data.extend_from_slice(sealed);
         self.entries.push(PackEntry {
@@ -63,6 +89,7 @@ impl PackWriter {
             offset,
             length: sealed.len() as u32,
             raw_length,
+            base,
         });
     }
 
@@ -88,8 +115,11 @@ impl PackWriter {
         header.push(HEADER_VERSION);
         header.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         for e in &self.entries {
-            header.push(e.kind.to_u8());
+            header.push(type_byte(e.kind, e.base.as_ref()));
             header.extend_from_slice(e.id.as_bytes());
+            if let Some(base) = &e.base {
+                header.extend_from_slice(base.as_bytes());
+            }
             header.extend_from_slice(&e.length.to_le_bytes());
             header.extend_from_slice(&e.raw_length.to_le_bytes());
         }
@@ -142,8 +172,8 @@ pub fn parse_header(
         return Err(Error::corrupt(what(), "unknown header version"));
     }
     let count = u32::from_le_bytes(plain[1..5].try_into().expect("4 bytes")) as usize;
-    let body = &plain[5..];
-    if body.len() != count.saturating_mul(ENTRY_LEN) {
+    let mut body = &plain[5..];
+    if count.saturating_mul(ENTRY_LEN) > body.len() {
         return Err(Error::corrupt(
             what(),
             format!("{} bytes for {count} entries", body.len()),
@@ -151,20 +181,35 @@ pub fn parse_header(
     }
     let mut entries = Vec::with_capacity(count);
     let mut offset: u64 = 0;
-    for e in body.chunks_exact(ENTRY_LEN) {
-        let kind = BlobType::from_u8(e[0])
-            .ok_or_else(|| Error::corrupt(what(), format!("unknown blob type {}", e[0])))?;
+    for _ in 0..count {
+        let (kind, delta) = parse_type_byte(body[0])
+            .ok_or_else(|| Error::corrupt(what(), format!("unknown blob type {}", body[0])))?;
+        let len = ENTRY_LEN + if delta { 32 } else { 0 };
+        if body.len() < len {
+            return Err(Error::corrupt(what(), "entries are truncated"));
+        }
+        let (e, rest) = body.split_at(len);
+        body = rest;
         let id = BlobId::from_slice(&e[1..33]).expect("32 bytes");
-        let length = u32::from_le_bytes(e[33..37].try_into().expect("4 bytes"));
-        let raw_length = u32::from_le_bytes(e[37..41].try_into().expect("4 bytes"));
+        let base = delta.then(|| BlobId::from_slice(&e[33..65]).expect("32 bytes"));
+        let n = len - 8;
+        let length = u32::from_le_bytes(e[n..n + 4].try_into().expect("4 bytes"));
+        let raw_length = u32::from_le_bytes(e[n + 4..n + 8].try_into().expect("4 bytes"));
         entries.push(PackEntry {
             kind,
             id,
             offset: offset as u32,
             length,
             raw_length,
+            base,
         });
         offset += u64::from(length);
+    }
+    if !body.is_empty() {
+        return Err(Error::corrupt(
+            what(),
+            format!("{} bytes after {count} entries", body.len()),
+        ));
     }
     let data_len = pack_len.checked_sub(sealed.len() as u64 + 4);
     if data_len != Some(offset) {
@@ -207,6 +252,7 @@ mod tests {
                 id,
                 &seal_blob(&k, BlobType::Data, &id, b, Compression::default()),
                 b.len() as u32,
+                None,
             );
         }
         let (id, bytes, entries) = w.finish(&k).unwrap();
@@ -223,8 +269,17 @@ mod tests {
     fn damaged_packs_are_rejected() {
         let k = MasterKey::generate().keys();
         let mut w = PackWriter::default();
-        w.add(BlobType::Tree, BlobId([1; 32]), &[9; 100], 50);
-        let (id, bytes, _) = w.finish(&k).unwrap();
+        w.add(BlobType::Tree, BlobId([1; 32]), &[9; 100], 50, None);
+        w.add(
+            BlobType::Data,
+            BlobId([2; 32]),
+            &[8; 10],
+            50,
+            Some(BlobId([3; 32])),
+        );
+        let (id, bytes, entries) = w.finish(&k).unwrap();
+        assert_eq!(entries[1].base, Some(BlobId([3; 32])));
+        assert_eq!(parse_pack(&k, &id, &bytes).unwrap(), entries);
         for cut in [0, 3, 10, bytes.len() - 1] {
             assert!(
                 parse_pack(&k, &id, &bytes[..cut]).is_err(),

@@ -7,7 +7,7 @@
 //! 2. List packs, *then* list live leases (a pack present in the listing was
 //!    written under a lease that is either still visible or gone for good).
 //! 3. Mark every blob reachable from every snapshot (in the SQLite cache, so
-//!    memory stays bounded). A used blob the index lacks but a pack awaiting
+//!    memory stays bounded), and the base of every marked delta blob. A used blob the index lacks but a pack awaiting
 //!    deletion holds is *rescued*: copied into a new pack (a backup that ran
 //!    during an earlier prune may have deduplicated against it).
 //! 4. Classify packs: wholly unused → delete; partly unused beyond
@@ -178,6 +178,7 @@ impl Repository {
         for (_, s) in &snaps {
             self.mark_tree(&s.tree, &holders)?;
         }
+        self.mark_bases(&holders)?;
 
         // Classify.
         let pending_packs: HashSet<PackId> = pending
@@ -350,6 +351,24 @@ impl Repository {
         Ok(())
     }
 
+    /// Marks the base of every used delta blob, whether the index or only a
+    /// pack outside it holds the delta: a kept delta keeps its base.
+    fn mark_bases(&self, holders: &HashMap<BlobId, (PackId, PackEntry)>) -> Result<()> {
+        self.index().mark_bases()?;
+        let bases: Vec<BlobId> = self
+            .index()
+            .marked_but_missing()?
+            .iter()
+            .filter_map(|id| holders.get(id).and_then(|(_, e)| e.base))
+            .collect();
+        if self.index().mark_used(&bases)? > 0 {
+            // A base is whole, so this adds nothing more; run once for
+            // bases the index lists.
+            self.index().mark_bases()?;
+        }
+        Ok(())
+    }
+
     /// A pack's own header (two ranged reads).
     fn pack_header(&self, pack: &PackId, size: u64) -> Result<Vec<PackEntry>> {
         let h = Handle::new(FileType::Pack, pack.to_hex())?;
@@ -370,6 +389,8 @@ impl Repository {
         if entries.is_empty() {
             return Ok(());
         }
+        let sketches: HashMap<BlobId, crate::delta::Sketch> =
+            self.index().pack_sketches(pack)?.into_iter().collect();
         let bytes = self
             .backend()
             .read(&Handle::new(FileType::Pack, pack.to_hex())?)?;
@@ -382,9 +403,11 @@ impl Repository {
                         "shorter than its index says",
                     )
                 })?;
-            // Verify before carrying it over: repacking must not spread damage.
-            crate::blob::open_blob(self.keys(), e.kind, &e.id, sealed, e.raw_length)?;
-            saver.add_sealed(e.kind, e.id, sealed, e.raw_length)?;
+            // Verify before carrying it over: repacking must not spread
+            // damage (a delta's frame is authenticated; it stays a delta
+            // against the same base, which marking kept).
+            crate::blob::open_body(self.keys(), e.kind, &e.id, sealed, e.raw_length)?;
+            saver.add_sealed(e, sealed, sketches.get(&e.id).copied())?;
         }
         Ok(())
     }
@@ -408,6 +431,7 @@ impl Repository {
                 continue;
             }
             count += entries.len();
+            current.sketches.extend(self.index().pack_sketches(pack)?);
             current.packs.push((*pack, entries));
             if count >= ENTRIES_PER_INDEX {
                 files.push(std::mem::take(&mut current));

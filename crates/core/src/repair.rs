@@ -95,11 +95,12 @@ impl Repository {
                     if files.last().is_some_and(|f| f.blob_count() > 50_000) {
                         files.push(IndexFile::default());
                     }
-                    files
-                        .last_mut()
-                        .expect("non-empty")
-                        .packs
-                        .push((p, entries));
+                    let f = files.last_mut().expect("non-empty");
+                    // Sketches are hints for future deltas: keep those the
+                    // local cache still has (a pack header does not carry them).
+                    f.sketches
+                        .extend(self.index().pack_sketches(&p).unwrap_or_default());
+                    f.packs.push((p, entries));
                 }
                 Err(e) => report.damaged.push((p, e.to_string())),
             }

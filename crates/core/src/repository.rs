@@ -5,6 +5,7 @@
 //! is named by the BLAKE3 of its bytes and written create-only; readers check
 //! the name before trusting the bytes.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vault_store::{Backend, FileType, Handle, StoreErrorKind};
 
-use crate::blob::{open_blob, BlobType, Compression};
+use crate::blob::{apply_delta, open_body, BlobType, Body, Compression};
 use crate::chunker::ChunkerParams;
 use crate::config::{Config, DEFAULT_PACK_SIZE, REPO_VERSION};
 use crate::crypto::{self, KdfParams, Keys, MasterKey};
@@ -37,6 +38,8 @@ pub struct InitOptions {
     pub compression: Compression,
     /// Target pack size in bytes.
     pub pack_size: u32,
+    /// Delta-encode similar chunks (on by default).
+    pub delta: bool,
     /// argon2id cost for the first key.
     pub kdf: KdfParams,
     /// Recorded in the key object.
@@ -53,6 +56,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             compression: Compression::default(),
             pack_size: DEFAULT_PACK_SIZE,
+            delta: true,
             kdf: KdfParams::default(),
             hostname: String::new(),
             username: String::new(),
@@ -224,6 +228,7 @@ impl Repository {
             chunker: opts.chunker,
             compression: opts.compression,
             pack_size: opts.pack_size,
+            delta: opts.delta && opts.compression.zstd_level.is_some(),
             created: opts.time.clone(),
         };
         let plain = serde_json::to_vec(&config).expect("config serializes");
@@ -544,33 +549,116 @@ impl Repository {
         Ok(loc)
     }
 
-    /// Reads, opens and verifies one blob.
+    /// Reads, opens and verifies one blob (a delta blob together with its base).
     pub fn read_blob(&self, kind: BlobType, id: &BlobId) -> Result<Vec<u8>> {
         let loc = self.locate_as(kind, id)?;
         let handle = Handle::new(FileType::Pack, loc.pack.to_hex())?;
         let sealed =
             self.backend
                 .read_range(&handle, u64::from(loc.offset), u64::from(loc.length))?;
-        open_blob(&self.keys, kind, id, &sealed, loc.raw_length)
+        match open_body(&self.keys, kind, id, &sealed, loc.raw_length)? {
+            Body::Whole(plain) => Ok(plain),
+            Body::Delta { base, frame } => {
+                check_base(id, &loc, &base)?;
+                let base_plain = self.read_base(id, &base)?;
+                apply_delta(&self.keys, kind, id, &base_plain, &frame, loc.raw_length)
+            }
+        }
+    }
+
+    /// Reads the base of the delta blob `of`: it must be indexed and whole.
+    pub(crate) fn read_base(&self, of: &BlobId, base: &BlobId) -> Result<Vec<u8>> {
+        let what = || format!("data blob {}", of.to_hex());
+        if self.index.get(base)?.is_none() {
+            return Err(Error::corrupt(
+                what(),
+                format!("its delta base {} is not in the index", base.to_hex()),
+            ));
+        }
+        let loc = self.locate_as(BlobType::Data, base)?;
+        let handle = Handle::new(FileType::Pack, loc.pack.to_hex())?;
+        let sealed =
+            self.backend
+                .read_range(&handle, u64::from(loc.offset), u64::from(loc.length))?;
+        match open_body(&self.keys, BlobType::Data, base, &sealed, loc.raw_length) {
+            Ok(Body::Whole(plain)) => Ok(plain),
+            Ok(Body::Delta { .. }) => Err(Error::corrupt(
+                what(),
+                format!("its delta base {} is itself a delta", base.to_hex()),
+            )),
+            Err(e) => Err(Error::corrupt(
+                what(),
+                format!("its delta base cannot be read: {e}"),
+            )),
+        }
     }
 
     /// Reads, opens and verifies several blobs, in order. Blobs lying next to
     /// each other in a pack (as consecutive chunks of a stream usually do)
-    /// are fetched with one ranged read; reads and opening run in parallel.
+    /// are fetched with one ranged read; the bases of delta blobs are fetched
+    /// in the same pass; reads and opening run in parallel.
     pub fn read_blobs(&self, kind: BlobType, ids: &[BlobId]) -> Result<Vec<Vec<u8>>> {
+        let mut wanted: Vec<(BlobType, BlobId, Location)> = ids
+            .iter()
+            .map(|id| Ok((kind, *id, self.locate_as(kind, id)?)))
+            .collect::<Result<_>>()?;
+        let requested: HashSet<BlobId> = ids.iter().copied().collect();
+        let mut extra: Vec<BlobId> = wanted
+            .iter()
+            .filter_map(|(_, _, l)| l.base)
+            .filter(|b| !requested.contains(b))
+            .collect();
+        extra.sort_unstable();
+        extra.dedup();
+        for b in extra {
+            // A missing base is reported with the delta that needs it, below.
+            if let Some(loc) = self.index.get(&b)? {
+                wanted.push((BlobType::Data, b, loc));
+            }
+        }
+        let bodies = self.fetch_bodies(&wanted)?;
+        let wholes: HashMap<BlobId, &[u8]> = bodies
+            .iter()
+            .zip(&wanted)
+            .filter_map(|(b, (_, id, _))| match b {
+                Body::Whole(p) => Some((*id, &p[..])),
+                Body::Delta { .. } => None,
+            })
+            .collect();
+        bodies[..ids.len()]
+            .par_iter()
+            .zip(&wanted[..ids.len()])
+            .map(|(body, (kind, id, loc))| match body {
+                Body::Whole(plain) => Ok(plain.clone()),
+                Body::Delta { base, frame } => {
+                    check_base(id, loc, base)?;
+                    let owned;
+                    let base_plain = match wholes.get(base) {
+                        Some(p) => *p,
+                        None => {
+                            owned = self.read_base(id, base)?;
+                            &owned[..]
+                        }
+                    };
+                    apply_delta(&self.keys, *kind, id, base_plain, frame, loc.raw_length)
+                }
+            })
+            .collect()
+    }
+
+    /// Fetches and opens blobs at known locations, merging reads of blobs
+    /// that lie close together in one pack.
+    fn fetch_bodies(&self, wanted: &[(BlobType, BlobId, Location)]) -> Result<Vec<Body>> {
         /// Bytes of unneeded data a merged read may span between two blobs.
         const MAX_GAP: u64 = 64 * 1024;
-        let locs: Vec<Location> = ids
-            .iter()
-            .map(|id| self.locate_as(kind, id))
-            .collect::<Result<_>>()?;
-        let mut order: Vec<usize> = (0..ids.len()).collect();
+        let locs: Vec<&Location> = wanted.iter().map(|(_, _, l)| l).collect();
+        let mut order: Vec<usize> = (0..wanted.len()).collect();
         order.sort_by_key(|&i| (locs[i].pack, locs[i].offset));
-        // Runs of blobs (indices into `ids`) read with one request.
+        // Runs of blobs (indices into `wanted`) read with one request.
         let mut runs: Vec<Vec<usize>> = Vec::new();
         for i in order {
             let merge = runs.last().and_then(|r| r.last()).is_some_and(|&p| {
-                let (a, b) = (&locs[p], &locs[i]);
+                let (a, b) = (locs[p], locs[i]);
                 let end = u64::from(a.offset) + u64::from(a.length);
                 a.pack == b.pack
                     && u64::from(b.offset) >= end
@@ -581,30 +669,33 @@ impl Repository {
                 _ => runs.push(vec![i]),
             }
         }
-        let opened: Vec<Vec<(usize, Vec<u8>)>> = runs
+        let opened: Vec<Vec<(usize, Body)>> = runs
             .par_iter()
             .map(|run| {
-                let first = &locs[run[0]];
-                let last = &locs[*run.last().expect("non-empty run")];
+                let first = locs[run[0]];
+                let last = locs[*run.last().expect("non-empty run")];
                 let start = u64::from(first.offset);
                 let end = u64::from(last.offset) + u64::from(last.length);
                 let handle = Handle::new(FileType::Pack, first.pack.to_hex())?;
                 let bytes = self.backend.read_range(&handle, start, end - start)?;
                 run.par_iter()
                     .map(|&i| {
-                        let l = &locs[i];
+                        let (kind, id, l) = &wanted[i];
                         let off = (u64::from(l.offset) - start) as usize;
                         let sealed = &bytes[off..off + l.length as usize];
-                        open_blob(&self.keys, kind, &ids[i], sealed, l.raw_length).map(|p| (i, p))
+                        open_body(&self.keys, *kind, id, sealed, l.raw_length).map(|p| (i, p))
                     })
                     .collect()
             })
             .collect::<Result<_>>()?;
-        let mut out: Vec<Vec<u8>> = vec![Vec::new(); ids.len()];
-        for (i, plain) in opened.into_iter().flatten() {
-            out[i] = plain;
+        let mut out: Vec<Option<Body>> = (0..wanted.len()).map(|_| None).collect();
+        for (i, body) in opened.into_iter().flatten() {
+            out[i] = Some(body);
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|b| b.expect("every blob opened"))
+            .collect())
     }
 
     /// Reads a tree blob.
@@ -651,6 +742,22 @@ fn decode_versioned<T: serde::de::DeserializeOwned>(
         });
     }
     serde_json::from_slice(plain).map_err(|e| Error::corrupt(what, e.to_string()))
+}
+
+/// A delta blob's own record of its base must match the index's.
+fn check_base(id: &BlobId, loc: &Location, base: &BlobId) -> Result<()> {
+    if loc.base != Some(*base) {
+        return Err(Error::corrupt(
+            format!("data blob {}", id.to_hex()),
+            format!(
+                "is a delta against {} but the index records {}",
+                base.to_hex(),
+                loc.base
+                    .map_or_else(|| "no base".to_owned(), |b| b.to_hex())
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn put_content_addressed(backend: &dyn Backend, kind: FileType, bytes: Bytes) -> Result<[u8; 32]> {

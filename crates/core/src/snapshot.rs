@@ -44,6 +44,9 @@ pub struct Summary {
     pub bytes_stored: u64,
     /// New blobs written.
     pub blobs_added: u64,
+    /// Of the new blobs, those stored as deltas against similar chunks.
+    #[serde(default)]
+    pub blobs_delta: u64,
     /// Source entries that could not be read.
     #[serde(default)]
     pub errors: u64,

@@ -26,6 +26,7 @@ macro_rules! both {
 
 mod copy;
 mod dedup;
+mod delta;
 mod errors;
 mod forget;
 mod realdata;

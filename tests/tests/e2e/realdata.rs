@@ -9,6 +9,7 @@ fn pg_dump_two_days_restore_byte_exact() {
     let h = repo(None);
     let pg = Postgres::start();
     pg.pgbench_init("shop", 3);
+    pg.randomize_filler("shop");
     // pg_dump writes a random \restrict key into every dump, so keep a copy of
     // exactly the bytes vault received (tee) to compare the restore against.
     let dump = shell_join(&pg.pg_dump_command("shop"));
@@ -55,13 +56,18 @@ fn pg_dump_two_days_restore_byte_exact() {
     h.ok(&["restore", id2, "--target", target.to_str().unwrap()]);
     assert!(std::fs::read(target.join("shop.sql")).unwrap() == day2);
     eprintln!(
-        "pg_dump: day 1 {} bytes read, {} stored; day 2 {} read, {} added, {} stored",
+        "pg_dump: day 1 {} bytes read, {} stored; day 2 {} read, {} added, {} stored, {} of {} chunks as deltas",
         d1["bytes_read"],
         d1["bytes_stored"],
         d2["bytes_read"],
         d2["bytes_added"],
-        d2["bytes_stored"]
+        d2["bytes_stored"],
+        d2["blobs_delta"],
+        d2["blobs_added"]
     );
+    // Day 2 changed 2% of the rows everywhere: chunking alone finds nothing
+    // in common, delta compression stores about what changed.
+    assert_day2_is_a_delta(&d1, &d2);
 }
 
 #[test]
@@ -87,13 +93,27 @@ fn redis_rdb_two_days_restore_byte_exact() {
     let s = h.snapshot_stdin("dump.rdb", &day2, &["--tag", "redis-stream"]);
     assert!(h.dump(s["snapshot_id"].as_str().unwrap(), "dump.rdb") == day2);
     eprintln!(
-        "redis: day 1 {} bytes read, {} stored; day 2 {} read, {} added, {} stored",
+        "redis: day 1 {} bytes read, {} stored; day 2 {} read, {} added, {} stored, {} of {} chunks as deltas",
         d1["bytes_read"],
         d1["bytes_stored"],
         d2["bytes_read"],
         d2["bytes_added"],
-        d2["bytes_stored"]
+        d2["bytes_stored"],
+        d2["blobs_delta"],
+        d2["blobs_added"]
     );
+    assert_day2_is_a_delta(&d1, &d2);
+}
+
+/// Day 2 stores at most a tenth of day 1 (the target against peers
+/// that store day 2 whole), and did so with deltas.
+fn assert_day2_is_a_delta(d1: &serde_json::Value, d2: &serde_json::Value) {
+    let (s1, s2) = (
+        d1["bytes_stored"].as_u64().unwrap(),
+        d2["bytes_stored"].as_u64().unwrap(),
+    );
+    assert!(d2["blobs_delta"].as_u64().unwrap() > 0, "no deltas: {d2}");
+    assert!(s2 * 10 <= s1, "day 2 stored {s2} bytes, day 1 {s1}");
 }
 
 fn shell_join(argv: &[String]) -> String {

@@ -37,6 +37,7 @@ pub fn run(ctx: &Context<'_>, args: &InitArgs) -> Result<Outcome, CliError> {
         chunker,
         compression: Compression { zstd_level },
         pack_size,
+        delta: !args.no_delta,
         kdf,
         hostname: hostname(),
         username: username(),
@@ -46,16 +47,17 @@ pub fn run(ctx: &Context<'_>, args: &InitArgs) -> Result<Outcome, CliError> {
     if ctx.global.json {
         println!(
             "{}",
-            serde_json::json!({"message_type": "init", "id": config.id, "location": backend.location(), "chunker": config.chunker, "pack_size": config.pack_size})
+            serde_json::json!({"message_type": "init", "id": config.id, "location": backend.location(), "chunker": config.chunker, "pack_size": config.pack_size, "delta": config.delta})
         );
     } else if !ctx.global.quiet {
         println!(
-            "created repository {} at {} (chunks {}..{}..{} bytes)",
+            "created repository {} at {} (chunks {}..{}..{} bytes, delta compression {})",
             &config.id[..8],
             backend.location(),
             config.chunker.min_size,
             config.chunker.avg_size,
-            config.chunker.max_size
+            config.chunker.max_size,
+            if config.delta { "on" } else { "off" }
         );
         println!("keep the password safe: without it the data cannot be recovered");
     }

@@ -98,6 +98,7 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
                 "bytes_added": s.bytes_added,
                 "bytes_stored": s.bytes_stored,
                 "blobs_added": s.blobs_added,
+                "blobs_delta": s.blobs_delta,
                 "errors": s.errors,
                 "duration_seconds": s.duration_seconds,
             })
@@ -114,6 +115,12 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
             s.duration_seconds,
             rate(s.bytes_read, s.duration_seconds)
         );
+        if s.blobs_delta > 0 {
+            println!(
+                "{} of {} new chunks stored as deltas of similar chunks",
+                s.blobs_delta, s.blobs_added
+            );
+        }
     }
     if done.warnings.is_empty() {
         Ok(Outcome::Success)

@@ -191,6 +191,7 @@ impl Repository {
             bytes_added: added.bytes_added,
             bytes_stored: added.bytes_stored,
             blobs_added: added.blobs_added,
+            blobs_delta: added.blobs_delta,
             errors: warnings.len() as u64,
             duration_seconds: started.elapsed().as_secs_f64(),
         };

@@ -9,7 +9,7 @@
 //! is durably stored. Nothing is committed here: the snapshot, written by the
 //! archiver after [`Saver::finish`], is the commit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -18,7 +18,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use rand::Rng;
 use vault_store::{FileType, Handle, StoreErrorKind};
 
-use crate::blob::{seal_blob, BlobType};
+use crate::blob::{delta_body, encode_body, seal_body, BlobType};
+use crate::delta::{self, Sketch};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
 use crate::index::IndexFile;
@@ -40,6 +41,8 @@ pub(crate) struct SaverStats {
     pub bytes_added: AtomicU64,
     pub bytes_stored: AtomicU64,
     pub blobs_added: AtomicU64,
+    /// New blobs stored as deltas.
+    pub blobs_delta: AtomicU64,
 }
 
 pub(crate) struct Saver<'r> {
@@ -49,6 +52,8 @@ pub(crate) struct Saver<'r> {
     packers: [Mutex<Vec<PackWriter>>; 2],
     tx: Mutex<Option<Sender<Finished>>>,
     uploaded: Mutex<Vec<(PackId, Vec<PackEntry>)>>,
+    /// Sketches of whole data blobs not yet in an index object.
+    sketches: Mutex<HashMap<BlobId, Sketch>>,
     failure: Mutex<Option<Error>>,
     failed: AtomicBool,
     pub stats: SaverStats,
@@ -70,6 +75,7 @@ impl<'r> Saver<'r> {
             packers,
             tx: Mutex::new(Some(tx)),
             uploaded: Mutex::new(Vec::new()),
+            sketches: Mutex::new(HashMap::new()),
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             stats: SaverStats::default(),
@@ -133,13 +139,17 @@ impl<'r> Saver<'r> {
         if !self.claim(&id)? {
             return Ok(false);
         }
-        let sealed = seal_blob(
-            self.repo.keys(),
-            kind,
-            &id,
-            data,
-            self.repo.config().compression,
-        );
+        let (body, base, sketch) = if kind == BlobType::Data {
+            self.encode_data(&id, data)
+        } else {
+            (
+                encode_body(data, self.repo.config().compression),
+                None,
+                None,
+            )
+        };
+        let sealed = seal_body(self.repo.keys(), kind, &id, &body);
+        drop(body);
         self.stats
             .bytes_added
             .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -147,20 +157,72 @@ impl<'r> Saver<'r> {
             .bytes_stored
             .fetch_add(sealed.len() as u64, Ordering::Relaxed);
         self.stats.blobs_added.fetch_add(1, Ordering::Relaxed);
+        if base.is_some() {
+            self.stats.blobs_delta.fetch_add(1, Ordering::Relaxed);
+        }
         self.progress.added(data.len() as u64, sealed.len() as u64);
-        self.pack(kind, id, &sealed, data.len() as u32)?;
+        if let Some(sk) = sketch {
+            lock(&self.sketches).insert(id, sk);
+        }
+        self.pack(kind, id, &sealed, data.len() as u32, base)?;
         Ok(true)
+    }
+
+    /// The body of a new data chunk: a delta against a similar stored chunk
+    /// when that is meaningfully smaller, else the chunk compressed alone.
+    /// Also returns the delta's base, or the sketch of a whole chunk (which
+    /// later chunks may use as their base).
+    fn encode_data(&self, id: &BlobId, data: &[u8]) -> (Vec<u8>, Option<BlobId>, Option<Sketch>) {
+        let config = self.repo.config();
+        let compression = config.compression;
+        let sketch = if config.delta {
+            self.repo.keys().sketch(data)
+        } else {
+            None
+        };
+        if let (Some(sk), Some(_)) = (sketch, compression.zstd_level) {
+            // Deltas are an optimisation: when the base cannot be found or
+            // read, the chunk is simply stored whole.
+            let base = self
+                .repo
+                .index()
+                .similar(&sk)
+                .ok()
+                .flatten()
+                .filter(|b| b != id);
+            let frame = base.and_then(|b| {
+                let plain = self.repo.read_blob(BlobType::Data, &b).ok()?;
+                delta::encode(&plain, data, delta::DELTA_LEVEL).ok()
+            });
+            if let (Some(base), Some(frame)) = (base, frame) {
+                if delta::clearly_worth_it(frame.len(), data.len()) {
+                    return (delta_body(&base, &frame), Some(base), None);
+                }
+                let whole = encode_body(data, compression);
+                if delta::worth_it(frame.len() + 32, whole.len()) {
+                    return (delta_body(&base, &frame), Some(base), None);
+                }
+                return (whole, None, sketch);
+            }
+        }
+        (encode_body(data, compression), None, sketch)
     }
 
     /// Adds an already sealed blob (repacking: no re-encryption). Skips ids
     /// this saver already holds.
     pub fn add_sealed(
         &self,
-        kind: BlobType,
-        id: BlobId,
+        entry: &PackEntry,
         sealed: &[u8],
-        raw_length: u32,
+        sketch: Option<Sketch>,
     ) -> Result<()> {
+        let PackEntry {
+            kind,
+            id,
+            raw_length,
+            base,
+            ..
+        } = *entry;
         self.check_failed()?;
         if !lock(&self.in_flight).insert(id) {
             return Ok(());
@@ -169,12 +231,22 @@ impl<'r> Saver<'r> {
             .bytes_stored
             .fetch_add(sealed.len() as u64, Ordering::Relaxed);
         self.stats.blobs_added.fetch_add(1, Ordering::Relaxed);
-        self.pack(kind, id, sealed, raw_length)
+        if let Some(sk) = sketch {
+            lock(&self.sketches).insert(id, sk);
+        }
+        self.pack(kind, id, sealed, raw_length, base)
     }
 
     /// Puts a sealed blob into one of the open packs of its class, chosen at
     /// random, and hands the pack to the uploaders once it is full.
-    fn pack(&self, kind: BlobType, id: BlobId, sealed: &[u8], raw_length: u32) -> Result<()> {
+    fn pack(
+        &self,
+        kind: BlobType,
+        id: BlobId,
+        sealed: &[u8],
+        raw_length: u32,
+        base: Option<BlobId>,
+    ) -> Result<()> {
         let target = self.repo.config().pack_size as usize;
         let full = {
             let mut slot = lock(&self.packers[usize::from(kind != BlobType::Data)]);
@@ -182,7 +254,7 @@ impl<'r> Saver<'r> {
                 slot.push(PackWriter::with_capacity(target + target / 8));
             }
             let i = rand::thread_rng().gen_range(0..slot.len());
-            slot[i].add(kind, id, sealed, raw_length);
+            slot[i].add(kind, id, sealed, raw_length, base);
             (slot[i].size() >= target).then(|| slot.swap_remove(i))
         };
         match full {
@@ -239,9 +311,18 @@ impl<'r> Saver<'r> {
         if packs.is_empty() {
             return Ok(());
         }
+        let sketches = {
+            let mut all = lock(&self.sketches);
+            packs
+                .iter()
+                .flat_map(|(_, entries)| entries)
+                .filter_map(|e| all.remove(&e.id).map(|sk| (e.id, sk)))
+                .collect()
+        };
         self.repo.save_index(&IndexFile {
             packs,
             supersedes: Vec::new(),
+            sketches,
         })?;
         Ok(())
     }
@@ -280,6 +361,7 @@ pub(crate) struct Added {
     pub bytes_added: u64,
     pub bytes_stored: u64,
     pub blobs_added: u64,
+    pub blobs_delta: u64,
 }
 
 /// Runs `work` with a saver whose full packs `uploaders` threads store while
@@ -311,6 +393,7 @@ pub(crate) fn with_saver<'r, T: Send>(
         bytes_added: saver.stats.bytes_added.load(Ordering::Relaxed),
         bytes_stored: saver.stats.bytes_stored.load(Ordering::Relaxed),
         blobs_added: saver.stats.blobs_added.load(Ordering::Relaxed),
+        blobs_delta: saver.stats.blobs_delta.load(Ordering::Relaxed),
     };
     Ok((out, added))
 }

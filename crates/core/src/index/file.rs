@@ -1,22 +1,26 @@
 //! Index objects: the in-repository record of packs and their blobs.
 //!
-//! Plaintext: `version (u8 = 1) || pack_count (u32)` then per pack
+//! Plaintext: `version (u8 = 2) || pack_count (u32)` then per pack
 //! `pack_id (32) || entry_count (u32)` and entries of
-//! `type (u8) || blob_id (32) || offset (u32) || length (u32) || raw_length (u32)`,
-//! then `superseded_count (u32)` and that many index ids (32 bytes each).
-//! All integers little-endian. The plaintext is zstd-compressed, then sealed
+//! `type (u8) || blob_id (32) || [base (32)] || offset (u32) || length (u32) || raw_length (u32)`
+//! (the type byte's high bit marks a delta blob, whose base id follows),
+//! then `superseded_count (u32)` and that many index ids (32 bytes each),
+//! then `sketch_count (u32)` and that many `blob_id (32) || super_feature (u64) x 3`.
+//! Version 1 objects end after the superseded ids. All integers little-endian. The plaintext is zstd-compressed, then sealed
 //! with associated data `"vault index v1"`. Decoding checks every count
 //! against the bytes present before allocating, and rejects trailing bytes.
 
-use crate::blob::BlobType;
 use crate::crypto::Keys;
+use crate::delta::{Sketch, SUPER_FEATURES};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IndexId, PackId};
-use crate::pack::PackEntry;
+use crate::pack::{parse_type_byte, type_byte, PackEntry};
 
 const AD: &[u8] = b"vault index v1";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// Bytes of an entry without a base.
 const ENTRY_LEN: usize = 1 + 32 + 12;
+const SKETCH_LEN: usize = 32 + 8 * SUPER_FEATURES;
 /// Largest decompressed index object accepted.
 const MAX_PLAIN: usize = 512 * 1024 * 1024;
 
@@ -27,6 +31,8 @@ pub struct IndexFile {
     pub packs: Vec<(PackId, Vec<PackEntry>)>,
     /// Older index objects this one replaces.
     pub supersedes: Vec<IndexId>,
+    /// Resemblance sketches of whole data blobs (candidates for delta bases).
+    pub sketches: Vec<(BlobId, Sketch)>,
 }
 
 impl IndexFile {
@@ -44,8 +50,11 @@ impl IndexFile {
             out.extend_from_slice(pack.as_bytes());
             out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
             for e in entries {
-                out.push(e.kind.to_u8());
+                out.push(type_byte(e.kind, e.base.as_ref()));
                 out.extend_from_slice(e.id.as_bytes());
+                if let Some(base) = &e.base {
+                    out.extend_from_slice(base.as_bytes());
+                }
                 for v in [e.offset, e.length, e.raw_length] {
                     out.extend_from_slice(&v.to_le_bytes());
                 }
@@ -55,13 +64,21 @@ impl IndexFile {
         for id in &self.supersedes {
             out.extend_from_slice(id.as_bytes());
         }
+        out.extend_from_slice(&(self.sketches.len() as u32).to_le_bytes());
+        for (id, sk) in &self.sketches {
+            out.extend_from_slice(id.as_bytes());
+            for f in sk.0 {
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+        }
         out
     }
 
     /// Decodes [`IndexFile::encode_plain`] output, rejecting anything malformed.
     pub fn decode_plain(what: &str, b: &[u8]) -> Result<IndexFile> {
         let mut r = Reader { b, what };
-        if r.u8()? != VERSION {
+        let version = r.u8()?;
+        if !(1..=VERSION).contains(&version) {
             return Err(Error::corrupt(what, "unknown index version"));
         }
         let npacks = r.count(36)?;
@@ -72,9 +89,10 @@ impl IndexFile {
             let mut entries = Vec::with_capacity(n);
             for _ in 0..n {
                 let t = r.u8()?;
-                let kind = BlobType::from_u8(t)
+                let (kind, delta) = parse_type_byte(t)
                     .ok_or_else(|| Error::corrupt(what, format!("unknown blob type {t}")))?;
                 let id = BlobId(r.id()?);
+                let base = if delta { Some(BlobId(r.id()?)) } else { None };
                 let (offset, length, raw_length) = (r.u32()?, r.u32()?, r.u32()?);
                 offset
                     .checked_add(length)
@@ -85,6 +103,7 @@ impl IndexFile {
                     offset,
                     length,
                     raw_length,
+                    base,
                 });
             }
             packs.push((pack, entries));
@@ -93,13 +112,30 @@ impl IndexFile {
         let supersedes = (0..ns)
             .map(|_| r.id().map(IndexId))
             .collect::<Result<_>>()?;
+        let mut sketches = Vec::new();
+        if version >= 2 {
+            let n = r.count(SKETCH_LEN)?;
+            sketches.reserve_exact(n);
+            for _ in 0..n {
+                let id = BlobId(r.id()?);
+                let mut sk = [0u64; SUPER_FEATURES];
+                for f in &mut sk {
+                    *f = r.u64()?;
+                }
+                sketches.push((id, Sketch(sk)));
+            }
+        }
         if !r.b.is_empty() {
             return Err(Error::corrupt(
                 what,
                 format!("{} trailing bytes", r.b.len()),
             ));
         }
-        Ok(IndexFile { packs, supersedes })
+        Ok(IndexFile {
+            packs,
+            supersedes,
+            sketches,
+        })
     }
 
     /// Compressed and sealed bytes, ready to store.
@@ -143,6 +179,11 @@ impl Reader<'_> {
             self.take(4)?.try_into().expect("4 bytes"),
         ))
     }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
     fn id(&mut self) -> Result<[u8; 32]> {
         Ok(self.take(32)?.try_into().expect("32 bytes"))
     }
@@ -162,6 +203,7 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob::BlobType;
     use crate::crypto::MasterKey;
 
     fn sample() -> IndexFile {
@@ -175,6 +217,7 @@ mod tests {
             offset: u32::from(i) * 100,
             length: 100,
             raw_length: 300,
+            base: (i == 2).then_some(BlobId([7; 32])),
         };
         IndexFile {
             packs: vec![
@@ -182,6 +225,7 @@ mod tests {
                 (PackId([2; 32]), vec![e(3)]),
             ],
             supersedes: vec![IndexId([9; 32])],
+            sketches: vec![(BlobId([2; 32]), Sketch([1, u64::MAX, 3, 4, 5, 6, 7, 8]))],
         }
     }
 
@@ -192,6 +236,21 @@ mod tests {
         let sealed = f.seal(&k);
         assert_eq!(IndexFile::open(&k, &IndexId([0; 32]), &sealed).unwrap(), f);
         assert_eq!(f.blob_count(), 3);
+    }
+
+    #[test]
+    fn version_1_objects_still_decode() {
+        let mut f = sample();
+        f.sketches.clear();
+        for (_, entries) in &mut f.packs {
+            for e in entries {
+                e.base = None;
+            }
+        }
+        let mut plain = f.encode_plain();
+        plain[0] = 1;
+        plain.truncate(plain.len() - 4); // no sketch section
+        assert_eq!(IndexFile::decode_plain("t", &plain).unwrap(), f);
     }
 
     #[test]

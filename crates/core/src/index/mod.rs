@@ -27,4 +27,6 @@ pub struct Location {
     pub length: u32,
     /// Plaintext length.
     pub raw_length: u32,
+    /// For a delta blob, the whole blob it is encoded against.
+    pub base: Option<crate::id::BlobId>,
 }

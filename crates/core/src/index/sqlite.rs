@@ -14,10 +14,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{IndexFile, Location};
 use crate::blob::BlobType;
+use crate::delta::{Sketch, SUPER_FEATURES};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IndexId, PackId};
 
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA_VERSION: &str = "2";
 
 /// The SQLite-backed blob index. Safe to share between threads.
 pub struct SqliteIndex {
@@ -108,10 +109,11 @@ impl SqliteIndex {
             "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS packs(pid INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE);
              CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, kind INTEGER NOT NULL, pid INTEGER NOT NULL,
-                 offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL) WITHOUT ROWID;
+                 offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL, base BLOB) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS sketches(sf INTEGER NOT NULL, id BLOB NOT NULL, UNIQUE(sf, id));
              CREATE TABLE IF NOT EXISTS ingested(id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS used(id BLOB PRIMARY KEY) WITHOUT ROWID;
-             INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');",
+             INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '2');",
         )
         .map_err(db_err(&path))?;
         Ok(SqliteIndex {
@@ -235,7 +237,9 @@ impl SqliteIndex {
     /// Forgets everything.
     pub fn clear(&self) -> Result<()> {
         self.lock()
-            .execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM ingested;")
+            .execute_batch(
+                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM ingested; DELETE FROM sketches;",
+            )
             .map_err(db_err(&self.path))
     }
 
@@ -247,8 +251,18 @@ impl SqliteIndex {
             let mut pack_stmt = tx
                 .prepare_cached("INSERT INTO packs(id) VALUES (?1) ON CONFLICT(id) DO UPDATE SET id = id RETURNING pid")
                 .map_err(db_err(&self.path))?;
+            // One entry per blob id; a whole copy wins over a delta copy, so
+            // a blob chosen as a base is always read whole (depth 1).
             let mut blob_stmt = tx
-                .prepare_cached("INSERT OR IGNORE INTO blobs(id, kind, pid, offset, length, raw_length) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .prepare_cached(
+                    "INSERT INTO blobs(id, kind, pid, offset, length, raw_length, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, pid = excluded.pid, offset = excluded.offset,
+                         length = excluded.length, raw_length = excluded.raw_length, base = NULL
+                     WHERE blobs.base IS NOT NULL AND excluded.base IS NULL",
+                )
+                .map_err(db_err(&self.path))?;
+            let mut sketch_stmt = tx
+                .prepare_cached("INSERT OR IGNORE INTO sketches(sf, id) VALUES (?1, ?2)")
                 .map_err(db_err(&self.path))?;
             for (pack, entries) in &file.packs {
                 let pid: i64 = pack_stmt
@@ -265,8 +279,16 @@ impl SqliteIndex {
                             pid,
                             e.offset,
                             e.length,
-                            e.raw_length
+                            e.raw_length,
+                            e.base.as_ref().map(|b| &b.0[..])
                         ])
+                        .map_err(db_err(&self.path))?;
+                }
+            }
+            for (id, sketch) in &file.sketches {
+                for sf in sketch.0 {
+                    sketch_stmt
+                        .execute(params![sf as i64, &id.0[..]])
                         .map_err(db_err(&self.path))?;
                 }
             }
@@ -284,7 +306,7 @@ impl SqliteIndex {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT b.kind, p.id, b.offset, b.length, b.raw_length FROM blobs b JOIN packs p ON p.pid = b.pid WHERE b.id = ?1",
+                "SELECT b.kind, p.id, b.offset, b.length, b.raw_length, b.base FROM blobs b JOIN packs p ON p.pid = b.pid WHERE b.id = ?1",
             )
             .map_err(db_err(&self.path))?;
         stmt.query_row(params![&id.0[..]], |r| {
@@ -294,11 +316,12 @@ impl SqliteIndex {
                 r.get(2)?,
                 r.get(3)?,
                 r.get(4)?,
+                r.get::<_, Option<Vec<u8>>>(5)?,
             ))
         })
         .optional()
         .map_err(db_err(&self.path))?
-        .map(|(kind, pack, offset, length, raw_length)| {
+        .map(|(kind, pack, offset, length, raw_length, base)| {
             Ok(Location {
                 kind: BlobType::from_u8(kind)
                     .ok_or_else(|| Error::cache(&self.path, "bad blob type"))?,
@@ -307,9 +330,81 @@ impl SqliteIndex {
                 offset,
                 length,
                 raw_length,
+                base: base
+                    .map(|b| {
+                        BlobId::from_slice(&b)
+                            .ok_or_else(|| Error::cache(&self.path, "bad base id"))
+                    })
+                    .transpose()?,
             })
         })
         .transpose()
+    }
+
+    /// The stored whole data blob most similar to a chunk with `sketch`: the
+    /// one sharing the most super-features, the most recently indexed on a
+    /// tie. Blobs that are themselves deltas never qualify (depth 1).
+    pub fn similar(&self, sketch: &Sketch) -> Result<Option<BlobId>> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT s.id FROM sketches s JOIN blobs b ON b.id = s.id
+                 WHERE s.sf = ?1 AND b.base IS NULL AND b.kind = 0 ORDER BY s.rowid DESC LIMIT 4",
+            )
+            .map_err(db_err(&self.path))?;
+        // (id, shared super-features, first seen at rank)
+        let mut found: Vec<(Vec<u8>, usize, usize)> = Vec::new();
+        let mut rank = 0;
+        for sf in sketch.0 {
+            let rows = st
+                .query_map(params![sf as i64], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(db_err(&self.path))?;
+            for r in rows {
+                let id = r.map_err(db_err(&self.path))?;
+                match found.iter_mut().find(|f| f.0 == id) {
+                    Some(f) => f.1 += 1,
+                    None => found.push((id, 1, rank)),
+                }
+                rank += 1;
+            }
+        }
+        Ok(found
+            .into_iter()
+            .max_by_key(|(_, n, rank)| (*n, std::cmp::Reverse(*rank)))
+            .and_then(|(id, _, _)| BlobId::from_slice(&id)))
+    }
+
+    /// The recorded sketches of the indexed blobs of `pack`.
+    pub fn pack_sketches(&self, pack: &PackId) -> Result<Vec<(BlobId, Sketch)>> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT s.id, s.sf FROM sketches s JOIN blobs b ON b.id = s.id JOIN packs p ON p.pid = b.pid
+                 WHERE p.id = ?1 ORDER BY s.id, s.rowid",
+            )
+            .map_err(db_err(&self.path))?;
+        let rows = st
+            .query_map(params![&pack.0[..]], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(db_err(&self.path))?;
+        let mut out: Vec<(BlobId, Vec<u64>)> = Vec::new();
+        for r in rows {
+            let (id, sf) = r.map_err(db_err(&self.path))?;
+            let id =
+                BlobId::from_slice(&id).ok_or_else(|| Error::cache(&self.path, "bad blob id"))?;
+            match out.last_mut() {
+                Some((last, sfs)) if *last == id => sfs.push(sf as u64),
+                _ => out.push((id, vec![sf as u64])),
+            }
+        }
+        Ok(out
+            .into_iter()
+            .filter_map(|(id, sfs)| {
+                let arr: [u64; SUPER_FEATURES] = sfs.get(..SUPER_FEATURES)?.try_into().ok()?;
+                Some((id, Sketch(arr)))
+            })
+            .collect())
     }
 
     /// True when `id` is indexed.
@@ -344,6 +439,16 @@ impl SqliteIndex {
         }
         tx.commit().map_err(db_err(&self.path))?;
         Ok(n)
+    }
+
+    /// Marks the base of every marked delta blob; returns how many were new.
+    pub fn mark_bases(&self) -> Result<usize> {
+        self.lock()
+            .execute(
+                "INSERT OR IGNORE INTO used(id) SELECT b.base FROM used u JOIN blobs b ON b.id = u.id WHERE b.base IS NOT NULL",
+                [],
+            )
+            .map_err(db_err(&self.path))
     }
 
     /// True when `id` was marked used.
@@ -411,9 +516,9 @@ impl SqliteIndex {
     ) -> Result<Vec<crate::pack::PackEntry>> {
         let conn = self.lock();
         let sql = if used_only {
-            "SELECT b.id, b.kind, b.offset, b.length, b.raw_length FROM blobs b JOIN packs p ON p.pid = b.pid JOIN used u ON u.id = b.id WHERE p.id = ?1 ORDER BY b.offset"
+            "SELECT b.id, b.kind, b.offset, b.length, b.raw_length, b.base FROM blobs b JOIN packs p ON p.pid = b.pid JOIN used u ON u.id = b.id WHERE p.id = ?1 ORDER BY b.offset"
         } else {
-            "SELECT b.id, b.kind, b.offset, b.length, b.raw_length FROM blobs b JOIN packs p ON p.pid = b.pid WHERE p.id = ?1 ORDER BY b.offset"
+            "SELECT b.id, b.kind, b.offset, b.length, b.raw_length, b.base FROM blobs b JOIN packs p ON p.pid = b.pid WHERE p.id = ?1 ORDER BY b.offset"
         };
         let mut st = conn.prepare_cached(sql).map_err(db_err(&self.path))?;
         let rows = st
@@ -424,11 +529,12 @@ impl SqliteIndex {
                     r.get::<_, u32>(2)?,
                     r.get::<_, u32>(3)?,
                     r.get::<_, u32>(4)?,
+                    r.get::<_, Option<Vec<u8>>>(5)?,
                 ))
             })
             .map_err(db_err(&self.path))?;
         rows.map(|r| {
-            let (id, kind, offset, length, raw_length) = r.map_err(db_err(&self.path))?;
+            let (id, kind, offset, length, raw_length, base) = r.map_err(db_err(&self.path))?;
             Ok(crate::pack::PackEntry {
                 kind: BlobType::from_u8(kind)
                     .ok_or_else(|| Error::cache(&self.path, "bad blob type"))?,
@@ -437,6 +543,7 @@ impl SqliteIndex {
                 offset,
                 length,
                 raw_length,
+                base: base.and_then(|b| BlobId::from_slice(&b)),
             })
         })
         .collect()
@@ -471,10 +578,12 @@ mod tests {
                         offset: u32::from(i) * 10,
                         length: 10,
                         raw_length: 20,
+                        base: None,
                     })
                     .collect(),
             )],
             supersedes: vec![],
+            sketches: vec![],
         }
     }
 

@@ -1,0 +1,200 @@
+//! Delta compression through the library: similar chunks are stored as
+//! deltas, bases are always whole (depth 1), and a lost base is reported
+//! against every file that needs it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use vault_core::check::ReadData;
+use vault_core::pack::PackEntry;
+use vault_core::{
+    BackupOptions, BlobId, InitOptions, KdfParams, NoProgress, OpenOptions, Repository, SnapshotId,
+    Source,
+};
+use vault_store::{FileType, LocalDir};
+use vault_tests::{mutate_lines, text_like};
+
+const PW: &[u8] = b"pw";
+
+fn init(dir: &std::path::Path, delta: bool) -> Repository {
+    let init = InitOptions {
+        kdf: KdfParams::insecure_for_tests(),
+        chunker: vault_core::ChunkerParams::from_average(64 << 10).unwrap(),
+        pack_size: 1 << 20,
+        delta,
+        ..Default::default()
+    };
+    let backend = Arc::new(LocalDir::new(dir.join("repo")));
+    Repository::init(backend.clone(), PW, &init).unwrap();
+    open(dir)
+}
+
+fn open(dir: &std::path::Path) -> Repository {
+    Repository::open(
+        Arc::new(LocalDir::new(dir.join("repo"))),
+        PW,
+        &OpenOptions::default(),
+    )
+    .unwrap()
+}
+
+fn backup(
+    repo: &Repository,
+    name: &str,
+    data: &[u8],
+    day: u32,
+) -> (SnapshotId, vault_core::Summary) {
+    let opts = BackupOptions {
+        time: format!("2026-11-{day:02}T03:00:00Z"),
+        ..Default::default()
+    };
+    let src = Source::Stream {
+        name: name.into(),
+        reader: Box::new(std::io::Cursor::new(data.to_vec())),
+    };
+    let r = repo.snapshot(src, &opts, &NoProgress).unwrap();
+    (r.id, r.snapshot.summary)
+}
+
+fn dump(repo: &Repository, id: &SnapshotId, name: &str) -> Vec<u8> {
+    let snap = repo.load_snapshot(id).unwrap();
+    let mut out = Vec::new();
+    repo.dump(&snap, name, &mut out, &NoProgress).unwrap();
+    out
+}
+
+/// Every entry of every index object in the repository.
+fn all_entries(repo: &Repository) -> HashMap<BlobId, PackEntry> {
+    let mut out = HashMap::new();
+    for (name, _) in repo.backend().list(FileType::Index).unwrap() {
+        let f = repo
+            .load_index(&vault_core::IndexId::from_hex(&name).unwrap())
+            .unwrap();
+        for (_, entries) in f.packs {
+            for e in entries {
+                out.insert(e.id, e);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn daily_dumps_store_deltas_of_depth_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = init(dir.path(), true);
+    let mut day = text_like(3 << 20, 1);
+    let mut stored = Vec::new();
+    let mut snaps = Vec::new();
+    for d in 1..=4u32 {
+        let (id, s) = backup(&repo, "db.sql", &day, d);
+        stored.push(s.bytes_stored);
+        snaps.push((id, day.clone()));
+        if d > 1 {
+            assert!(s.blobs_delta > 0, "day {d}: no delta ({s:?})");
+        }
+        day = mutate_lines(&day, 2, u64::from(d));
+    }
+    for d in 1..4 {
+        assert!(
+            stored[d] * 5 < stored[0],
+            "day {} stored {} bytes, day 1 {}",
+            d + 1,
+            stored[d],
+            stored[0]
+        );
+    }
+    let entries = all_entries(&repo);
+    let deltas: Vec<&PackEntry> = entries.values().filter(|e| e.base.is_some()).collect();
+    assert!(!deltas.is_empty());
+    for e in &deltas {
+        let base = entries
+            .get(&e.base.unwrap())
+            .expect("every base is indexed");
+        assert!(
+            base.base.is_none(),
+            "a base is itself a delta: chain deeper than 1"
+        );
+    }
+    let fresh = open(dir.path());
+    for (id, data) in &snaps {
+        assert!(dump(&fresh, id, "db.sql") == *data);
+    }
+    let report = fresh.check(ReadData::All, &NoProgress).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
+#[test]
+fn delta_compression_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = init(dir.path(), false);
+    assert!(!repo.config().delta);
+    let day1 = text_like(1 << 20, 2);
+    backup(&repo, "db.sql", &day1, 1);
+    let (_, s) = backup(&repo, "db.sql", &mutate_lines(&day1, 2, 9), 2);
+    assert_eq!(s.blobs_delta, 0);
+    assert!(all_entries(&repo).values().all(|e| e.base.is_none()));
+}
+
+#[test]
+fn a_lost_base_is_reported_against_every_file_that_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = init(dir.path(), true);
+    let (a1, b1) = (text_like(1 << 20, 3), text_like(1 << 20, 4));
+    backup(&repo, "a.sql", &a1, 1);
+    backup(&repo, "b.sql", &b1, 1);
+    let day1_packs: Vec<String> = repo
+        .backend()
+        .list(FileType::Pack)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let (sa, _) = backup(&repo, "a.sql", &mutate_lines(&a1, 2, 5), 2);
+    let (sb, _) = backup(&repo, "b.sql", &mutate_lines(&b1, 2, 6), 2);
+    // The day-2 packs hold deltas whose bases are in day-1 packs. Damage one
+    // byte in every day-1 data pack: check --read-data finds the packs, and
+    // names the day-2 files that cannot be rebuilt.
+    let root = dir.path().join("repo").join(FileType::Pack.dir());
+    for name in &day1_packs {
+        let path = root.join(&name[..2]).join(name);
+        let mut b = std::fs::read(&path).unwrap();
+        if b.len() > 50_000 {
+            b[100] ^= 1;
+            std::fs::write(&path, b).unwrap();
+        }
+    }
+    let repo = open(dir.path());
+    let report = repo.check(ReadData::All, &NoProgress).unwrap();
+    let affects: Vec<&String> = report.problems.iter().flat_map(|p| &p.affects).collect();
+    for (snap, name) in [(sa, "a.sql"), (sb, "b.sql")] {
+        let want = format!("{snap}:/{name}");
+        assert!(
+            affects.iter().any(|a| **a == want),
+            "{want} not named: {:#?}",
+            report.problems
+        );
+    }
+    // Without reading data, a base that is gone altogether is found too.
+    for name in &day1_packs {
+        std::fs::remove_file(root.join(&name[..2]).join(name)).unwrap();
+    }
+    let report = repo.check(ReadData::None, &NoProgress).unwrap();
+    let affects: Vec<&String> = report.problems.iter().flat_map(|p| &p.affects).collect();
+    assert!(
+        affects.iter().any(|a| **a == format!("{sa}:/a.sql")),
+        "{:#?}",
+        report.problems
+    );
+    assert!(
+        affects.iter().any(|a| **a == format!("{sb}:/b.sql")),
+        "{:#?}",
+        report.problems
+    );
+    // And restoring a file whose base is gone is an error, never wrong bytes.
+    let snap = repo.load_snapshot(&sa).unwrap();
+    let err = repo
+        .dump(&snap, "a.sql", &mut Vec::new(), &NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("pack"), "{err}");
+}
