@@ -141,3 +141,40 @@ fn a_store_that_dies_at_any_write_loses_nothing_committed() {
     }
     assert!(failed >= 3, "only {failed} backups were cut short");
 }
+
+#[test]
+fn a_full_disk_fails_the_backup_clearly_and_loses_nothing() {
+    let mem = Arc::new(MemoryBackend::new());
+    init(mem.clone());
+    // A "disk" with room for day 1 but not for day 2 (incompressible data).
+    let full: Arc<dyn Backend> = Arc::new(FaultyBackend::new(
+        mem.clone(),
+        FaultPlan {
+            disk_bytes: Some(6 << 20),
+            ..Default::default()
+        },
+    ));
+    let repo = open(full).unwrap();
+    let day1 = vault_tests::random_like(2 << 20, 1);
+    let d1 = backup(&repo, "day1", &day1).unwrap();
+    let err = backup(&repo, "day2", &vault_tests::random_like(8 << 20, 2)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("no space left on device"), "{msg}");
+    assert!(
+        matches!(&err, Error::Store(e) if e.kind() == vault_store::StoreErrorKind::NoSpace)
+            || msg.contains("backup aborted"),
+        "{err:?}"
+    );
+    // Nothing partial was committed, and day 1 is intact.
+    let clean = open(mem.clone()).unwrap();
+    assert_eq!(clean.list_snapshots().unwrap().len(), 1);
+    assert!(dump(&clean, &d1.id, "day1") == day1);
+    let report = clean
+        .check(vault_core::check::ReadData::All, &NoProgress)
+        .unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    // Once there is room again the backup goes through.
+    let day2 = vault_tests::random_like(8 << 20, 2);
+    let d2 = backup(&clean, "day2", &day2).unwrap();
+    assert!(dump(&clean, &d2.id, "day2") == day2);
+}

@@ -150,6 +150,34 @@ fn prune_waits_for_running_backups_and_rescues_what_they_reused() {
 }
 
 #[test]
+fn a_delta_committed_during_a_prune_keeps_its_base() {
+    let mem = new_repo();
+    let repo = open(mem.clone());
+    let day1 = text_like(3 << 20, 41);
+    let day2 = vault_tests::mutate_lines(&day1, 2, 42);
+    let d1 = backup(&repo, 1, &day1);
+    // A backup runs (lease live) and stores day 2 as deltas against day 1.
+    let lease = repo.take_lease("other-host").unwrap();
+    let d2 = backup(&repo, 2, &day2);
+    let snap2 = repo.load_snapshot(&d2).unwrap();
+    assert!(snap2.summary.blobs_delta > 0, "{:?}", snap2.summary);
+    // Before it commits, day 1 is forgotten and a prune finds day 1's packs
+    // (the bases) and day 2's packs (not committed yet) unused.
+    repo.remove_snapshots(&[d1, d2]).unwrap();
+    let r = repo.prune(&opts(), &NoProgress).unwrap();
+    assert!(r.deferred > 0 && r.deleted_now == 0, "{r:?}");
+    // The backup commits; the next prune rescues the deltas and their bases.
+    let d2 = repo.save_snapshot(&snap2).unwrap();
+    repo.release(&lease).unwrap();
+    let r = open(mem.clone()).prune(&opts(), &NoProgress).unwrap();
+    assert!(r.rescued > 0 && r.deleted_pending > 0, "{r:?}");
+    let repo = open(mem.clone());
+    let report = repo.check(ReadData::All, &NoProgress).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert!(dump(&repo, &d2) == day2);
+}
+
+#[test]
 fn prune_is_exclusive_and_stale_locks_expire() {
     let mem = new_repo();
     let repo = open(mem.clone());

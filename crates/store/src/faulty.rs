@@ -34,6 +34,10 @@ pub struct FaultPlan {
     pub transient_every: Option<u64>,
     /// Sleep this long at the start of every operation.
     pub latency: Option<std::time::Duration>,
+    /// A disk of this many bytes (counting what was created through this
+    /// wrapper): a create that would store more in total fails with [`StoreErrorKind::NoSpace`] and stores nothing, as `ENOSPC`
+    /// does on a local disk; deletes give the space back.
+    pub disk_bytes: Option<u64>,
 }
 
 /// Wraps a backend and injects the failures described by a [`FaultPlan`].
@@ -42,6 +46,7 @@ pub struct FaultyBackend<B> {
     plan: FaultPlan,
     ops: AtomicU64,
     writes: AtomicU64,
+    used: AtomicU64,
 }
 
 impl<B: fmt::Debug> fmt::Debug for FaultyBackend<B> {
@@ -63,6 +68,7 @@ impl<B: Backend> FaultyBackend<B> {
             plan,
             ops: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            used: AtomicU64::new(0),
         }
     }
 
@@ -137,6 +143,20 @@ impl<B: Backend> Backend for FaultyBackend<B> {
 
     fn create(&self, handle: &Handle, data: Bytes) -> Result<()> {
         self.begin("create", handle, true)?;
+        if let Some(disk) = self.plan.disk_bytes {
+            let len = data.len() as u64;
+            let used = self.used.fetch_add(len, Ordering::SeqCst) + len;
+            if used > disk {
+                self.used.fetch_sub(len, Ordering::SeqCst);
+                return Err(StoreError::new(
+                    StoreErrorKind::NoSpace,
+                    format!(
+                        "cannot create {handle} in {}: no space left on device (the disk is full; free space and run the backup again)",
+                        self.inner.location()
+                    ),
+                ));
+            }
+        }
         self.inner.create(handle, data)
     }
 
@@ -162,7 +182,17 @@ impl<B: Backend> Backend for FaultyBackend<B> {
 
     fn delete(&self, handle: &Handle) -> Result<()> {
         self.begin("delete", handle, true)?;
-        self.inner.delete(handle)
+        let freed = match self.plan.disk_bytes {
+            Some(_) => self.inner.size(handle).unwrap_or(0),
+            None => 0,
+        };
+        self.inner.delete(handle)?;
+        let _ = self
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(freed))
+            });
+        Ok(())
     }
 }
 

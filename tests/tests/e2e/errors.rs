@@ -421,3 +421,79 @@ fn restoring_a_damaged_snapshot_restores_the_rest_and_names_the_loss() {
     assert_eq!(check.status.code(), Some(1));
     assert!(stderr(&check).contains("b.bin"), "{}", stderr(&check));
 }
+
+#[test]
+fn an_unusable_cache_directory_is_a_clear_error_and_changes_nothing() {
+    let h = repo(None);
+    // A cache directory that cannot be created (its parent is a file): this
+    // fails the same way for root and for any user.
+    let blocker = h.join("not-a-dir");
+    std::fs::write(&blocker, b"x").unwrap();
+    let bad = blocker.join("cache");
+    let out = h
+        .cmd()
+        .args(["--cache-dir", bad.to_str().unwrap(), "snapshot", "--stdin"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("cache"), "{err}");
+    assert!(err.contains("--cache-dir"), "says what to do: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(h.snapshots().is_empty(), "nothing was committed");
+}
+
+#[test]
+fn a_read_only_repository_can_be_listed_checked_and_restored() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = repo(Some("64K"));
+    let data = text_like(2 << 20, 8);
+    h.snapshot_stdin("db.sql", &data, &[]);
+    // Read-only for everyone but root, and root bypasses modes: run the
+    // readers as an unprivileged user, with a cache and target of its own.
+    let status = std::process::Command::new("chmod")
+        .args(["-R", "a-w,a+rX", &h.repo])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(h.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let scratch = h.join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = if is_root() {
+            unprivileged(h.bin())
+        } else {
+            h.cmd()
+        };
+        h.configure(&mut cmd);
+        cmd.env("VAULT_CACHE_DIR", scratch.join("cache"));
+        cmd.args(args).output().unwrap()
+    };
+    let listed = run(&["snapshots", "--json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let checked = run(&["check", "--read-data"]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let dumped = run(&["dump", "latest", "db.sql"]);
+    assert!(dumped.status.success(), "{}", stderr(&dumped));
+    assert!(dumped.stdout == data);
+    let target = scratch.join("restore");
+    let restored = run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert!(restored.status.success(), "{}", stderr(&restored));
+    assert!(std::fs::read(target.join("db.sql")).unwrap() == data);
+    // Writing is refused with a clear error, not a panic.
+    let wrote = run(&["snapshot", "--stdin"]);
+    assert!(!wrote.status.success());
+    let err = stderr(&wrote);
+    assert!(
+        err.contains("ermission") || err.contains("read-only"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let status = std::process::Command::new("chmod")
+        .args(["-R", "u+w", &h.repo])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -1,6 +1,6 @@
 //! `vault forget`, `vault prune`, `vault check` and `vault unlock` from the shell.
 
-use vault_tests::random_like;
+use vault_tests::{random_like, text_like};
 
 use super::harness_on;
 
@@ -118,6 +118,64 @@ fn a_live_prune_lock_blocks_prune_with_exit_11() {
     h.ok(&["unlock"]);
     assert_eq!(h.run(&["prune"]).status.code(), Some(11));
     h.ok(&["unlock", "--remove-all"]);
+    h.ok(&["prune"]);
+}
+
+#[test]
+fn what_a_killed_backup_leaves_is_removed_by_the_next_command() {
+    use std::io::Write;
+    let h = super::repo(None);
+    let backend = vault_store::open_url(&h.repo).unwrap();
+    let leases = || {
+        backend
+            .list(vault_store::FileType::Lock)
+            .unwrap()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("lease-"))
+            .count()
+    };
+    // A backup killed with SIGKILL while it reads its input.
+    let mut child = h
+        .cmd()
+        .args(["snapshot", "--stdin", "--stdin-name", "db.sql"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&text_like(1 << 20, 5)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while leases() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no lease appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(leases(), 1, "the killed backup's lease is left behind");
+    // And an expired prune lock of another host (a prune that stalled).
+    let repo = vault_core::Repository::open(
+        backend.clone(),
+        h.password.as_bytes(),
+        &vault_core::OpenOptions::default(),
+    )
+    .unwrap();
+    repo.write_lock(
+        "prune",
+        &vault_core::lock::LockInfo::new("prune", "gone-host", -60),
+    )
+    .unwrap();
+    // The next backup runs, removes both, and says so.
+    let out = h.run_stdin(&["snapshot", "--stdin", "--stdin-name", "db.sql"], b"day 2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("removed a stale lease"), "{err}");
+    assert!(err.contains("removed a stale prune"), "{err}");
+    assert!(backend
+        .list(vault_store::FileType::Lock)
+        .unwrap()
+        .is_empty());
     h.ok(&["prune"]);
 }
 

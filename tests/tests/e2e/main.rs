@@ -25,6 +25,7 @@ macro_rules! both {
 }
 
 mod copy;
+mod crash;
 mod dedup;
 mod delta;
 mod errors;

@@ -72,6 +72,16 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
     let done = repo.snapshot(source, &opts, &progress);
     progress.finish();
     let done = done?;
+    for stale in &done.stale_removed {
+        if ctx.global.json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"message_type": "stale_lock_removed", "lock": stale})
+            );
+        } else {
+            eprintln!("vault: removed a stale {stale}");
+        }
+    }
     for w in &done.warnings {
         if ctx.global.json {
             eprintln!(

@@ -89,6 +89,9 @@ pub struct BackupResult {
     pub snapshot: Snapshot,
     /// Entries left out.
     pub warnings: Vec<Warning>,
+    /// Stale leases and locks of dead or stalled processes this backup
+    /// removed (described, for the caller to report).
+    pub stale_removed: Vec<String>,
 }
 
 fn validate_name(name: &str) -> Result<String> {
@@ -129,6 +132,14 @@ impl Repository {
         // Announce the backup before reading the index, so that a prune either
         // sees this lease or wrote its new index before this backup read it.
         let lease = self.take_lease(&opts.hostname)?;
+        // Nothing a dead process left behind may linger: clean up as we go
+        // (best effort; a backup never needs this to succeed).
+        let stale_removed: Vec<String> = self
+            .remove_stale_locks(&opts.hostname)
+            .unwrap_or_default()
+            .iter()
+            .map(crate::lock::LockInfo::describe)
+            .collect();
         self.refresh_index()?;
         let lease = std::sync::Mutex::new(lease);
         let done = std::sync::atomic::AtomicBool::new(false);
@@ -152,7 +163,7 @@ impl Repository {
             r
         });
         let _ = self.release(&lease.into_inner().unwrap_or_else(|p| p.into_inner()));
-        result
+        result.map(|r| BackupResult { stale_removed, ..r })
     }
 
     fn snapshot_leased(
@@ -215,6 +226,7 @@ impl Repository {
             id,
             snapshot,
             warnings,
+            stale_removed: Vec::new(),
         })
     }
 

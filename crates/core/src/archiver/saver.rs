@@ -29,7 +29,7 @@ use crate::repository::Repository;
 
 /// Packs written between two index objects (bounds what an interrupted backup
 /// leaves unindexed).
-const PACKS_PER_INDEX: usize = 16;
+const PACKS_PER_INDEX: usize = 4;
 /// Open packs per blob class.
 const OPEN_PACKS: usize = 2;
 
