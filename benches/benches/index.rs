@@ -86,6 +86,7 @@ fn index_file(n: u64) -> (IndexId, IndexFile) {
         packs,
         supersedes: vec![],
         sketches,
+        writer: None,
     };
     (IndexId(Rng::new(FILE_SALT ^ n).id32()), file)
 }

@@ -94,6 +94,7 @@ fn sample_index() -> IndexFile {
         ],
         supersedes: vec![IndexId([9; 32])],
         sketches: vec![(BlobId([1; 32]), Sketch([1, 2, 3, 4, 5, 6, 7, 8]))],
+        writer: Some("lease-0123456789abcdef0123456789abcdef".into()),
     }
 }
 

@@ -198,7 +198,9 @@ fn truncated_and_deleted_packs_are_reported_with_the_files_they_affect() {
     );
     // repair snapshots: the snapshots that lost a file get repaired copies without it.
     let repo = f.open().unwrap();
-    let rep = repo.repair_snapshots(false, false, &NoProgress).unwrap();
+    let rep = repo
+        .repair_snapshots(false, false, "test-host", &NoProgress)
+        .unwrap();
     assert!(!rep.repaired.is_empty());
     for (_, new, lost) in &rep.repaired {
         assert!(!lost.is_empty());

@@ -95,9 +95,11 @@ fn daily_dumps_store_deltas_of_depth_one() {
         }
         day = mutate_lines(&day, 2, u64::from(d));
     }
+    // Deltas against a base grow as days pass; a chunk whose delta passes a
+    // quarter of its size is stored whole again (a fresh base).
     for d in 1..4 {
         assert!(
-            stored[d] * 5 < stored[0],
+            stored[d] * 3 < stored[0],
             "day {} stored {} bytes, day 1 {}",
             d + 1,
             stored[d],

@@ -177,6 +177,96 @@ fn a_delta_committed_during_a_prune_keeps_its_base() {
     assert!(dump(&repo, &d2) == day2);
 }
 
+/// A store that, when prune writes its first new index object, lets a backup
+/// announce itself: one that started after prune listed the leases but read
+/// the old index (so it may reuse blobs prune is about to drop).
+#[derive(Debug)]
+struct LateBackup {
+    inner: Arc<MemoryBackend>,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+impl Backend for LateBackup {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn init_layout(&self) -> vault_store::Result<()> {
+        self.inner.init_layout()
+    }
+    fn create(&self, h: &vault_store::Handle, data: bytes::Bytes) -> vault_store::Result<()> {
+        self.inner.create(h, data)?;
+        if h.kind() == FileType::Index
+            && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            open(self.inner.clone()).take_lease("late-host").unwrap();
+        }
+        Ok(())
+    }
+    fn read(&self, h: &vault_store::Handle) -> vault_store::Result<bytes::Bytes> {
+        self.inner.read(h)
+    }
+    fn read_range(
+        &self,
+        h: &vault_store::Handle,
+        o: u64,
+        l: u64,
+    ) -> vault_store::Result<bytes::Bytes> {
+        self.inner.read_range(h, o, l)
+    }
+    fn size(&self, h: &vault_store::Handle) -> vault_store::Result<u64> {
+        self.inner.size(h)
+    }
+    fn list(&self, k: FileType) -> vault_store::Result<Vec<(String, u64)>> {
+        self.inner.list(k)
+    }
+    fn delete(&self, h: &vault_store::Handle) -> vault_store::Result<()> {
+        self.inner.delete(h)
+    }
+}
+
+#[test]
+fn a_backup_that_starts_during_a_prune_defers_the_deletion() {
+    let mem = new_repo();
+    let repo = open(mem.clone());
+    let days = six_days(&repo);
+    repo.remove_snapshots(&[days[0].0]).unwrap();
+    let late = Arc::new(LateBackup {
+        inner: mem.clone(),
+        fired: Default::default(),
+    });
+    let r = open(late.clone()).prune(&opts(), &NoProgress).unwrap();
+    assert!(late.fired.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        r.deferred > 0 && r.deleted_now == 0,
+        "a lease that appeared before the deletion defers it: {r:?}"
+    );
+}
+
+#[test]
+fn a_refreshed_lease_still_holds_back_a_deferred_deletion() {
+    let mem = new_repo();
+    let repo = open(mem.clone());
+    let days = six_days(&repo);
+    let lease = repo.take_lease("other-host").unwrap();
+    repo.remove_snapshots(&[days[0].0]).unwrap();
+    let r = repo.prune(&opts(), &NoProgress).unwrap();
+    assert!(r.deferred > 0, "{r:?}");
+    // The backup refreshes its lease (a new object, a new name).
+    let lease = repo.refresh_lease(&lease, "other-host").unwrap();
+    assert_eq!(
+        vault_core::lock::lease_key(&lease).len(),
+        "lease-".len() + 32
+    );
+    let r = open(mem.clone()).prune(&opts(), &NoProgress).unwrap();
+    assert_eq!(
+        r.deleted_pending, 0,
+        "the same backup is still running: {r:?}"
+    );
+    repo.release(&lease).unwrap();
+    let r = open(mem.clone()).prune(&opts(), &NoProgress).unwrap();
+    assert!(r.deleted_pending > 0, "{r:?}");
+}
+
 #[test]
 fn prune_is_exclusive_and_stale_locks_expire() {
     let mem = new_repo();

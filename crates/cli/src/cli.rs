@@ -27,7 +27,7 @@ pub struct Cli {
 }
 
 /// Options every command accepts.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct GlobalArgs {
     /// Repository: a directory path or file:///path.
     #[arg(short = 'r', long, env = "VAULT_REPOSITORY", global = true)]
@@ -157,6 +157,25 @@ pub struct SnapshotArgs {
     /// Packs uploaded at the same time (default: 2 for a local repository, 4 for object stores).
     #[arg(long)]
     pub upload_threads: Option<usize>,
+    /// Leave out paths matching this glob (repeatable); without a leading `/` it matches at any
+    /// depth (`*.tmp`, `node_modules`).
+    #[arg(long = "exclude")]
+    pub excludes: Vec<String>,
+    /// The TOML file of profiles (see examples/vault.toml).
+    #[arg(long, env = "VAULT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Back up what this profile of --config names: its repository, paths (with excludes) or
+    /// command, tags and host (repeatable).
+    #[arg(long = "profile", conflicts_with_all = ["paths", "stdin", "command"])]
+    pub profiles: Vec<String>,
+    /// Back up every profile of --config that names paths or a command, one after the other;
+    /// a failing profile does not stop the others (the exit code is the worst one).
+    #[arg(long, conflicts_with_all = ["paths", "stdin", "command", "profiles"])]
+    pub all_profiles: bool,
+    /// Merge Prometheus metrics of this run into this file (node_exporter textfile collector),
+    /// replacing it atomically.
+    #[arg(long)]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

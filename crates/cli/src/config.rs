@@ -40,6 +40,9 @@ pub struct Profile {
     /// Paths the snapshots were taken of.
     #[serde(default)]
     pub paths: Vec<String>,
+    /// Globs left out of `paths` when `vault snapshot --profile` backs them up.
+    #[serde(default)]
+    pub excludes: Vec<String>,
     /// A command whose standard output is the stream to back up.
     pub command: Option<String>,
     /// Name of the stream in the snapshot.

@@ -6,6 +6,7 @@ pub mod cli;
 mod commands;
 pub mod config;
 mod context;
+pub mod metrics;
 mod output;
 mod progress;
 

@@ -50,11 +50,27 @@ struct Copier<'a, 'r> {
 }
 
 impl Repository {
-    /// Copies `snapshots` of `src` into this repository (see the module docs).
+    /// Copies `snapshots` of `src` into this repository (see the module docs),
+    /// under a lease of `hostname` like a backup (prune leaves its new data
+    /// alone while it runs).
     pub fn copy_from(
         &self,
         src: &Repository,
         snapshots: &[(SnapshotId, Snapshot)],
+        hostname: &str,
+        progress: &dyn Progress,
+    ) -> Result<CopySummary> {
+        let (result, _stale) = self.with_lease(hostname, |writer| {
+            self.copy_leased(src, snapshots, writer, progress)
+        })?;
+        result
+    }
+
+    fn copy_leased(
+        &self,
+        src: &Repository,
+        snapshots: &[(SnapshotId, Snapshot)],
+        writer: &str,
         progress: &dyn Progress,
     ) -> Result<CopySummary> {
         let existing: Vec<SnapshotId> = self
@@ -68,7 +84,7 @@ impl Repository {
                 summary.skipped.push(*id);
                 continue;
             }
-            let ((tree, read), added) = with_saver(self, progress, 2, |saver| {
+            let ((tree, read), added) = with_saver(self, progress, 2, Some(writer), |saver| {
                 let copier = Copier {
                     src,
                     saver,

@@ -74,7 +74,67 @@ impl LockInfo {
     }
 }
 
+/// The identity of a lease across its refreshes: its name without the
+/// refresh count (`lease-<32 hex>`).
+pub fn lease_key(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((key, n)) if key.starts_with("lease-") && n.bytes().all(|b| b.is_ascii_digit()) => key,
+        _ => name,
+    }
+}
+
 impl Repository {
+    /// Runs `work` under a lease: announces it, removes stale leases and locks
+    /// (best effort; returned described), brings the index cache up to date
+    /// (after the lease exists, so that a prune either sees the lease or
+    /// wrote its new index before this read it), refreshes the lease while
+    /// `work` runs, and releases it after. `work` gets the lease identity to
+    /// record in the index objects it writes.
+    pub fn with_lease<T>(
+        &self,
+        hostname: &str,
+        work: impl FnOnce(&str) -> Result<T> + Send,
+    ) -> Result<(Result<T>, Vec<String>)>
+    where
+        T: Send,
+    {
+        let lease = self.take_lease(hostname)?;
+        let key = lease_key(&lease).to_owned();
+        let stale: Vec<String> = self
+            .remove_stale_locks(hostname)
+            .unwrap_or_default()
+            .iter()
+            .map(LockInfo::describe)
+            .collect();
+        if let Err(e) = self.refresh_index() {
+            let _ = self.release(&lease);
+            return Err(e);
+        }
+        let lease = std::sync::Mutex::new(lease);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let result = std::thread::scope(|s| {
+            let refresher = s.spawn(|| {
+                let mut last = std::time::Instant::now();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::park_timeout(std::time::Duration::from_secs(1));
+                    if last.elapsed().as_secs() >= LEASE_REFRESH_SECONDS {
+                        last = std::time::Instant::now();
+                        let mut name = lease.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Ok(new) = self.refresh_lease(&name, hostname) {
+                            *name = new;
+                        }
+                    }
+                }
+            });
+            let r = work(&key);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            refresher.thread().unpark();
+            r
+        });
+        let _ = self.release(&lease.into_inner().unwrap_or_else(|p| p.into_inner()));
+        Ok((result, stale))
+    }
+
     /// Writes a lock object as given (for tools and tests that need to stage one).
     pub fn write_lock(&self, name: &str, info: &LockInfo) -> Result<()> {
         let sealed = self
@@ -95,16 +155,31 @@ impl Repository {
             .map_err(|e| Error::corrupt(format!("lock {name}"), e.to_string()))
     }
 
-    /// Announces a running backup; returns the lease's name.
+    /// Announces a running backup; returns the lease's name,
+    /// `lease-<32 hex>-<refresh count>`.
     pub fn take_lease(&self, hostname: &str) -> Result<String> {
-        let name = format!("lease-{}", hex::encode(crate::crypto::random_bytes::<16>()));
+        let name = format!(
+            "lease-{}-0",
+            hex::encode(crate::crypto::random_bytes::<16>())
+        );
         self.write_lock(&name, &LockInfo::new("lease", hostname, LEASE_SECONDS))?;
         Ok(name)
     }
 
-    /// Replaces a lease with a fresh one (objects are immutable); returns the new name.
+    /// Replaces a lease with a fresh one (objects are immutable); returns the
+    /// new name, which keeps the lease's identity ([`lease_key`]) so a prune
+    /// waiting for this backup keeps waiting.
     pub fn refresh_lease(&self, old: &str, hostname: &str) -> Result<String> {
-        let new = self.take_lease(hostname)?;
+        let new = match old.rsplit_once('-') {
+            Some((key, n)) if key.starts_with("lease-") && n.parse::<u64>().is_ok() => {
+                format!("{key}-{}", n.parse::<u64>().unwrap_or(0) + 1)
+            }
+            _ => format!(
+                "lease-{}-0",
+                hex::encode(crate::crypto::random_bytes::<16>())
+            ),
+        };
+        self.write_lock(&new, &LockInfo::new("lease", hostname, LEASE_SECONDS))?;
         self.release(old)?;
         Ok(new)
     }

@@ -17,9 +17,10 @@
 //! 5. Write the new packs and their index objects; then new index objects for
 //!    every kept pack, the last of which supersedes all the old ones; then
 //!    delete the old index objects.
-//! 6. Delete the packs: at once when no live lease exists; otherwise record
-//!    them in `locks/pending-*` with the leases seen, and delete them in a
-//!    later prune once every one of those leases is gone.
+//! 6. List live leases again. Delete the packs at once when none exists, in
+//!    this listing or the first; otherwise record them in `locks/pending-*`
+//!    with the leases seen, and delete them in a later prune once every one
+//!    of those leases is gone.
 //!
 //! A prune killed at any point leaves a repository where every kept snapshot
 //! restores: until the superseding index object exists the old index is the
@@ -35,7 +36,7 @@ use vault_store::{FileType, Handle};
 use crate::archiver::saver::with_saver;
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IndexId, PackId};
+use crate::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::index::IndexFile;
 use crate::lock::LockInfo;
 use crate::pack::{header_length, parse_header, PackEntry};
@@ -140,19 +141,69 @@ impl Repository {
             .into_iter()
             .filter_map(|(n, s)| PackId::from_hex(&n).map(|p| (p, s)))
             .collect();
-        let live = self.live_leases(&opts.hostname)?;
-        let old_index: Vec<IndexId> = self
-            .backend()
-            .list(FileType::Index)?
-            .into_iter()
-            .filter_map(|(n, _)| IndexId::from_hex(&n))
+        // The view prune works on, listed in this order: leases, snapshots,
+        // index objects (into a private cache: the shared one may change under
+        // it), leases again. A snapshot is committed after its index objects,
+        // so every snapshot listed has its blobs in the index objects listed
+        // next. A snapshot committed before the second lease listing but not
+        // in the first snapshot listing could use packs this view would call
+        // unused: then the view is taken again.
+        let mut attempt = 0;
+        let (live, snaps, old_index, private, _guard, writers, mut running) = loop {
+            attempt += 1;
+            let live = self.live_leases(&opts.hostname)?;
+            let (snaps, damaged) = self.list_snapshots_checked()?;
+            if let Some((id, e)) = damaged.first() {
+                return Err(Error::Invalid(format!(
+                    "snapshot {id} cannot be read ({e}); prune cannot know what it references and removed nothing: run `vault check`"
+                )));
+            }
+            let old_index: Vec<IndexId> = self
+                .backend()
+                .list(FileType::Index)?
+                .into_iter()
+                .filter_map(|(n, _)| IndexId::from_hex(&n))
+                .collect();
+            let (private, guard, writers) = self.with_private_index(&old_index)?;
+            // Packs of backups still running are not used by any snapshot
+            // yet: leave them alone. A backup that wrote an index object
+            // listed above took its lease before that listing, so this
+            // listing finds it if it still runs.
+            let mut running = live.clone();
+            for l in self.live_leases(&opts.hostname)? {
+                if !running.contains(&l) {
+                    running.push(l);
+                }
+            }
+            let seen: HashSet<SnapshotId> = snaps.iter().map(|(id, _)| *id).collect();
+            let committed_meanwhile = self
+                .snapshot_ids()?
+                .into_iter()
+                .any(|id| !seen.contains(&id));
+            if !committed_meanwhile {
+                break (live, snaps, old_index, private, guard, writers, running);
+            }
+            if attempt >= 10 {
+                return Err(Error::Invalid(
+                    "snapshots kept being committed while prune read the repository; it removed nothing: run prune again".into(),
+                ));
+            }
+        };
+        let repo = &private;
+        let running_keys: HashSet<String> = running
+            .iter()
+            .map(|l| crate::lock::lease_key(l).to_owned())
             .collect();
-        self.refresh_index()?;
-        let pending = self.pending()?;
+        let in_progress: HashSet<PackId> = writers
+            .into_iter()
+            .filter(|(w, _)| running_keys.contains(w))
+            .flat_map(|(_, packs)| packs)
+            .collect();
+        let pending = repo.pending()?;
 
         // Packs outside the index (awaiting deletion, or left by an interrupted
         // prune or backup) may hold blobs a snapshot needs: know what they hold.
-        let known: HashSet<PackId> = self
+        let known: HashSet<PackId> = repo
             .index()
             .pack_usage()?
             .into_iter()
@@ -160,7 +211,7 @@ impl Repository {
             .collect();
         let mut holders: HashMap<BlobId, (PackId, PackEntry)> = HashMap::new();
         for (pack, size) in stored.iter().filter(|(p, _)| !known.contains(*p)) {
-            if let Ok(entries) = self.pack_header(pack, *size) {
+            if let Ok(entries) = repo.pack_header(pack, *size) {
                 for e in entries {
                     holders.insert(e.id, (*pack, e));
                 }
@@ -168,27 +219,26 @@ impl Repository {
         }
 
         // Mark.
-        self.index().clear_marks()?;
-        let (snaps, damaged) = self.list_snapshots_checked()?;
-        if let Some((id, e)) = damaged.first() {
-            return Err(Error::Invalid(format!(
-                "snapshot {id} cannot be read ({e}); prune cannot know what it references and removed nothing: run `vault check`"
-            )));
-        }
+        repo.index().clear_marks()?;
         for (_, s) in &snaps {
-            self.mark_tree(&s.tree, &holders)?;
+            repo.mark_tree(&s.tree, &holders)?;
         }
-        self.mark_bases(&holders)?;
+        repo.mark_bases(&holders)?;
 
         // Classify.
         let pending_packs: HashSet<PackId> = pending
             .iter()
             .flat_map(|(_, p)| p.packs.iter().copied())
             .collect();
-        let usage = self.index().pack_usage()?;
+        let usage = repo.index().pack_usage()?;
         let mut repack_budget = opts.max_repack_bytes.unwrap_or(u64::MAX);
         for (pack, total, used, _) in &usage {
             report.packs += 1;
+            if in_progress.contains(pack) {
+                report.bytes_total += total;
+                report.bytes_used += total;
+                continue;
+            }
             report.bytes_total += total;
             report.bytes_used += used;
             if *used == 0 {
@@ -212,7 +262,7 @@ impl Repository {
         }
         // Used blobs that only packs outside the index hold (awaiting deletion,
         // or left by a prune that was interrupted): rescue them.
-        let missing = self.index().marked_but_missing()?;
+        let missing = repo.index().marked_but_missing()?;
         let mut rescue: Vec<(PackId, PackEntry)> = Vec::new();
         if !missing.is_empty() {
             for id in &missing {
@@ -241,23 +291,23 @@ impl Repository {
             .copied()
             .collect();
         if !report.repack.is_empty() || !rescue.is_empty() {
-            with_saver(self, progress, 2, |saver| {
+            with_saver(repo, progress, 2, None, |saver| {
                 for pack in &report.repack {
-                    let entries = self.index().pack_entries(pack, true)?;
-                    self.copy_sealed(saver, pack, &entries)?;
+                    let entries = repo.index().pack_entries(pack, true)?;
+                    repo.copy_sealed(saver, pack, &entries)?;
                 }
                 let mut by_pack: HashMap<PackId, Vec<PackEntry>> = HashMap::new();
                 for (p, e) in &rescue {
                     by_pack.entry(*p).or_default().push(*e);
                 }
                 for (p, entries) in by_pack {
-                    self.copy_sealed(saver, &p, &entries)?;
+                    repo.copy_sealed(saver, &p, &entries)?;
                 }
                 Ok(())
             })?;
         }
         if !dropped.is_empty() {
-            self.rewrite_index(&usage, &dropped, &old_index)?;
+            repo.rewrite_index(&usage, &dropped, &old_index)?;
         }
 
         // Delete: now, or after the running backups.
@@ -267,30 +317,61 @@ impl Repository {
             .chain(&report.repack)
             .copied()
             .collect();
-        if live.is_empty() {
-            doomed.extend(report.unreferenced.iter().copied());
+        // Look again: a backup that announced itself after the first listing
+        // may have read the index before the new one existed, and so may
+        // reuse blobs of the doomed packs. A lease now, or a snapshot
+        // committed since the listing, defers the deletion; the prune that
+        // finally deletes marks from every snapshot then present first.
+        for l in repo.live_leases(&opts.hostname)? {
+            if !running.contains(&l) {
+                running.push(l);
+            }
+        }
+        let seen: HashSet<SnapshotId> = snaps.iter().map(|(id, _)| *id).collect();
+        let committed_since = repo
+            .snapshot_ids()?
+            .into_iter()
+            .any(|id| !seen.contains(&id));
+        // Packs in no index were written by backups whose leases were gone
+        // at the first listing: nobody can reuse them.
+        let unreferenced: Vec<PackId> = report.unreferenced.clone();
+        if running.is_empty() && !committed_since {
+            doomed.extend(unreferenced);
             for p in &doomed {
-                self.backend()
+                repo.backend()
                     .delete(&Handle::new(FileType::Pack, p.to_hex())?)?;
             }
             report.deleted_now = doomed.len() as u64;
-        } else if !doomed.is_empty() {
-            self.record_pending(&Pending {
-                packs: doomed.clone(),
-                leases: live.clone(),
-                created: jiff::Timestamp::now().to_string(),
-            })?;
-            report.deferred = doomed.len() as u64;
+        } else {
+            for p in &unreferenced {
+                repo.backend()
+                    .delete(&Handle::new(FileType::Pack, p.to_hex())?)?;
+            }
+            report.deleted_now = unreferenced.len() as u64;
+            if !doomed.is_empty() {
+                repo.record_pending(&Pending {
+                    packs: doomed.clone(),
+                    leases: running.clone(),
+                    created: jiff::Timestamp::now().to_string(),
+                })?;
+                report.deferred = doomed.len() as u64;
+            }
         }
-        let live_set: HashSet<&String> = live.iter().collect();
-        for (name, p) in pending {
-            if p.leases.iter().all(|l| !live_set.contains(l)) {
+        // By lease identity: a lease renamed by its refresh is the same backup.
+        let live_set: HashSet<&str> = running.iter().map(|l| crate::lock::lease_key(l)).collect();
+        // Only once this prune has marked from every snapshot present: a
+        // snapshot committed since the listing may need what is pending.
+        for (name, p) in pending.into_iter().filter(|_| !committed_since) {
+            if p.leases
+                .iter()
+                .all(|l| !live_set.contains(crate::lock::lease_key(l)))
+            {
                 for pack in &p.packs {
-                    self.backend()
+                    repo.backend()
                         .delete(&Handle::new(FileType::Pack, pack.to_hex())?)?;
                 }
                 report.deleted_pending += p.packs.len() as u64;
-                self.release(&name)?;
+                repo.release(&name)?;
             }
         }
         Ok(report)

@@ -124,7 +124,22 @@ impl Repository {
     /// Writes a repaired copy of every snapshot that references lost data,
     /// leaving out the files (and directories) that cannot be restored.
     /// With `forget`, the damaged originals are removed afterwards.
+    /// It holds the prune lock (of `hostname`) while it works, as prune and
+    /// repair index do.
     pub fn repair_snapshots(
+        &self,
+        forget: bool,
+        dry_run: bool,
+        hostname: &str,
+        progress: &dyn Progress,
+    ) -> Result<RepairSnapshotsReport> {
+        self.lock_prune(hostname)?;
+        let r = self.repair_snapshots_locked(forget, dry_run, progress);
+        let _ = self.release("prune");
+        r
+    }
+
+    fn repair_snapshots_locked(
         &self,
         forget: bool,
         dry_run: bool,
@@ -154,7 +169,7 @@ impl Repository {
                 self.scan_tree(&snap.tree, "", gone, &mut lost);
                 None
             } else {
-                let (tree, l) = with_saver(self, progress, 2, |saver| {
+                let (tree, l) = with_saver(self, progress, 2, None, |saver| {
                     let mut lost = Vec::new();
                     let t = self.repair_tree(saver, &snap.tree, "", gone, &mut lost, &mut memo)?;
                     Ok((t, lost))

@@ -340,6 +340,62 @@ impl Repository {
         Ok(repo)
     }
 
+    /// The same repository with an index cache of its own, built from exactly
+    /// the index objects `present` (prune: its view must not change under it
+    /// when another process updates the shared cache, nor include index
+    /// objects it did not list). The cache file lives in a temporary directory
+    /// next to the shared one (in memory without a cache directory), removed
+    /// when the returned guard drops.
+    ///
+    /// Also returns, per index object that names its writer, the writer's
+    /// lease identity and the packs it lists.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn with_private_index(
+        &self,
+        present: &[IndexId],
+    ) -> Result<(
+        Repository,
+        Option<tempfile::TempDir>,
+        Vec<(String, Vec<crate::id::PackId>)>,
+    )> {
+        let shared = self.index.path();
+        let dir = match shared.parent() {
+            Some(d) if shared != std::path::Path::new(":memory:") => Some(
+                tempfile::Builder::new()
+                    .prefix("private-index-")
+                    .tempdir_in(d)
+                    .map_err(|e| Error::cache(d, e))?,
+            ),
+            _ => None,
+        };
+        let path = dir.as_ref().map(|d| d.path().join("index.sqlite"));
+        let index = SqliteIndex::open(path.as_deref())?;
+        let writers = std::sync::Mutex::new(Vec::new());
+        index.sync(present, |id| {
+            let f = self.load_index(id)?;
+            if let Some(w) = &f.writer {
+                let packs = f.packs.iter().map(|(p, _)| *p).collect();
+                writers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((w.clone(), packs));
+            }
+            Ok(f)
+        })?;
+        let repo = Repository {
+            backend: self.backend.clone(),
+            config: self.config.clone(),
+            keys: self.keys.clone(),
+            key_id: self.key_id,
+            index,
+        };
+        Ok((
+            repo,
+            dir,
+            writers.into_inner().unwrap_or_else(|p| p.into_inner()),
+        ))
+    }
+
     /// Reads index objects the cache has not seen (and rebuilds it if some it
     /// had are gone).
     pub fn refresh_index(&self) -> Result<usize> {

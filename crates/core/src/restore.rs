@@ -74,7 +74,9 @@ fn join_snap(parent: &str, name: &OsStr) -> String {
     }
 }
 
-fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
+/// Compiles path globs; a pattern without a leading `/` matches at any depth.
+/// `option` names the option in errors (`--include`, `--exclude`).
+pub(crate) fn build_globs(option: &str, patterns: &[String]) -> Result<Option<GlobSet>> {
     if patterns.is_empty() {
         return Ok(None);
     }
@@ -87,7 +89,7 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
         };
         b.add(
             Glob::new(&full)
-                .map_err(|e| Error::Invalid(format!("bad --include pattern `{p}`: {e}")))?,
+                .map_err(|e| Error::Invalid(format!("bad {option} pattern `{p}`: {e}")))?,
         );
     }
     b.build()
@@ -109,7 +111,7 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<RestoreSummary> {
         let job = Job {
-            include: build_globs(&opts.include)?,
+            include: build_globs("--include", &opts.include)?,
             progress,
         };
         std::fs::create_dir_all(target).map_err(|e| Error::io("creating", target, e))?;

@@ -18,14 +18,14 @@ fn snapshot_killed_at_30_points_loses_nothing_and_the_retry_resumes() {
     let first = h.snapshot_stdin("base.sql", &base, &[]);
     let first = first["snapshot_id"].as_str().unwrap().to_owned();
     // The big input: incompressible, so it fills many packs.
-    let input = random_like(96 << 20, 2);
+    let input = random_like(256 << 20, 2);
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     for point in 0..30 {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        // Kill after a random amount of input, 1..95 MiB.
-        let cut = (1 << 20) + (rng % (94 << 20)) as usize;
+        // Kill after a random amount of input, 1..255 MiB.
+        let cut = (1 << 20) + (rng % (254 << 20)) as usize;
         let mut child = h
             .cmd()
             .args(["snapshot", "--stdin", "--stdin-name", "big.bin"])

@@ -30,6 +30,7 @@ mod dedup;
 mod delta;
 mod errors;
 mod forget;
+mod profiles;
 mod realdata;
 mod roundtrip;
 

@@ -36,7 +36,7 @@ pub fn run(ctx: &Context<'_>, args: &CopyArgs) -> Result<Outcome, CliError> {
             .map(|spec| src.find_snapshot(spec, &filter))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let sum = target.copy_from(&src, &chosen, &NoProgress)?;
+    let sum = target.copy_from(&src, &chosen, &crate::context::hostname(), &NoProgress)?;
     if ctx.global.json {
         let copied: Vec<_> = sum
             .copied

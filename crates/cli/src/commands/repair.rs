@@ -35,7 +35,8 @@ pub fn run(ctx: &Context<'_>, cmd: &RepairCommand) -> Result<Outcome, CliError> 
             }
         }
         RepairCommand::Snapshots { forget, dry_run } => {
-            let r = repo.repair_snapshots(*forget, *dry_run, &NoProgress)?;
+            let r =
+                repo.repair_snapshots(*forget, *dry_run, &crate::context::hostname(), &NoProgress)?;
             if ctx.global.json {
                 println!(
                     "{}",

@@ -22,28 +22,216 @@ fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     flag
 }
 
+/// What one backup takes: from the command line, or from a profile.
+struct Job {
+    /// Profile name, when from --config.
+    profile: Option<String>,
+    /// Repository override (a profile's `repository`).
+    repository: Option<String>,
+    source: SourceSpec,
+    tags: Vec<String>,
+    host: Option<String>,
+    excludes: Vec<String>,
+}
+
+enum SourceSpec {
+    Stdin(String),
+    Command(String, String),
+    Paths(Vec<std::path::PathBuf>),
+}
+
+impl Job {
+    fn from_args(args: &SnapshotArgs) -> Result<Job, CliError> {
+        let source = if args.stdin {
+            SourceSpec::Stdin(args.stdin_name.clone())
+        } else if let Some(cmd) = &args.command {
+            SourceSpec::Command(cmd.clone(), args.stdin_name.clone())
+        } else if args.paths.is_empty() {
+            return Err(CliError::usage(
+                "nothing to back up: give paths, --stdin, --command, or --profile/--all-profiles with --config",
+            ));
+        } else {
+            SourceSpec::Paths(args.paths.clone())
+        };
+        Ok(Job {
+            profile: None,
+            repository: None,
+            source,
+            tags: args.tags.clone(),
+            host: args.host.clone(),
+            excludes: args.excludes.clone(),
+        })
+    }
+
+    fn from_profile(
+        name: &str,
+        p: &crate::config::Profile,
+        args: &SnapshotArgs,
+    ) -> Result<Job, CliError> {
+        let stdin_name = p
+            .stdin_name
+            .clone()
+            .unwrap_or_else(|| format!("{name}.stream"));
+        let source = match (&p.command, p.paths.is_empty()) {
+            (Some(cmd), true) => SourceSpec::Command(cmd.clone(), stdin_name),
+            (None, false) => SourceSpec::Paths(p.paths.iter().map(Into::into).collect()),
+            (Some(_), false) => {
+                return Err(CliError::usage(format!(
+                    "profile `{name}` names both a command and paths: give one"
+                )))
+            }
+            (None, true) => {
+                return Err(CliError::usage(format!(
+                    "profile `{name}` names neither paths nor a command: nothing to back up"
+                )))
+            }
+        };
+        let mut tags = p.tags.clone();
+        tags.extend(args.tags.iter().cloned());
+        let mut excludes = p.excludes.clone();
+        excludes.extend(args.excludes.iter().cloned());
+        Ok(Job {
+            profile: Some(name.to_owned()),
+            repository: p.repository.clone(),
+            source,
+            tags,
+            host: args.host.clone().or_else(|| p.host.clone()),
+            excludes,
+        })
+    }
+}
+
 pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> {
-    let source = if args.stdin {
-        Source::Stream {
-            name: args.stdin_name.clone(),
-            reader: Box::new(std::io::stdin()),
-        }
-    } else if let Some(cmd) = &args.command {
-        let argv = shell_words::split(cmd)
-            .map_err(|e| CliError::usage(format!("cannot parse --command: {e}")))?;
-        if argv.is_empty() {
-            return Err(CliError::usage("--command is empty"));
-        }
-        Source::Command {
-            name: args.stdin_name.clone(),
-            argv,
-        }
-    } else if args.paths.is_empty() {
-        return Err(CliError::usage(
-            "nothing to back up: give paths, --stdin or --command",
-        ));
+    if args.profiles.is_empty() && !args.all_profiles {
+        return run_job(ctx, args, &Job::from_args(args)?);
+    }
+    let path = args.config.as_ref().ok_or_else(|| {
+        CliError::usage("--profile and --all-profiles need --config FILE (or VAULT_CONFIG)")
+    })?;
+    let cfg = crate::config::load(path)?;
+    let names: Vec<String> = if args.all_profiles {
+        cfg.profiles
+            .iter()
+            .filter(|(_, p)| p.command.is_some() || !p.paths.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect()
     } else {
-        Source::Paths(args.paths.clone())
+        args.profiles.clone()
+    };
+    if names.is_empty() {
+        return Err(CliError::usage(format!(
+            "no profile in {} names paths or a command",
+            path.display()
+        )));
+    }
+    let mut jobs = Vec::new();
+    for name in &names {
+        let p = cfg
+            .profiles
+            .get(name)
+            .ok_or_else(|| CliError::usage(format!("no profile `{name}` in {}", path.display())))?;
+        jobs.push(Job::from_profile(name, p, args)?);
+    }
+    // Every profile runs; the worst outcome decides the exit code.
+    let mut worst: Result<Outcome, CliError> = Ok(Outcome::Success);
+    let mut failed = 0;
+    for job in &jobs {
+        let r = run_job(ctx, args, job);
+        if let Err(e) = &r {
+            failed += 1;
+            let name = job.profile.as_deref().unwrap_or("");
+            if ctx.global.json {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"message_type": "error", "profile": name, "code": e.code, "message": e.message})
+                );
+            } else {
+                eprintln!("vault: profile {name}: {}", e.message);
+            }
+        }
+        worst = match (worst, r) {
+            (Err(a), Err(b)) => Err(if b.code > a.code { b } else { a }),
+            (Err(a), _) | (_, Err(a)) => Err(a),
+            (Ok(Outcome::PartialSnapshot), _) | (_, Ok(Outcome::PartialSnapshot)) => {
+                Ok(Outcome::PartialSnapshot)
+            }
+            _ => Ok(Outcome::Success),
+        };
+    }
+    worst.map_err(|e| CliError {
+        code: e.code,
+        message: format!(
+            "{failed} of {} profiles failed (see above); the worst: {}",
+            jobs.len(),
+            e.message
+        ),
+    })
+}
+
+/// Runs one backup and records its metrics (success or failure).
+fn run_job(ctx: &Context<'_>, args: &SnapshotArgs, job: &Job) -> Result<Outcome, CliError> {
+    let started = std::time::Instant::now();
+    let host = job.host.clone().unwrap_or_else(hostname);
+    let result = backup(ctx, args, job, &host);
+    if let Some(path) = &args.metrics_file {
+        let labels = crate::metrics::labels("snapshot", &host, &job.tags);
+        let seconds = started.elapsed().as_secs_f64();
+        let m = match &result {
+            Ok((_, s)) => crate::metrics::record(
+                path,
+                &labels,
+                seconds,
+                true,
+                &[
+                    ("vault_bytes_read", s.bytes_read as f64),
+                    ("vault_bytes_added", s.bytes_added as f64),
+                    ("vault_bytes_stored", s.bytes_stored as f64),
+                    ("vault_files", s.files as f64),
+                ],
+            ),
+            Err(_) => crate::metrics::record(
+                path,
+                &labels,
+                seconds,
+                false,
+                &[
+                    ("vault_bytes_read", 0.0),
+                    ("vault_bytes_added", 0.0),
+                    ("vault_bytes_stored", 0.0),
+                    ("vault_files", 0.0),
+                ],
+            ),
+        };
+        if let Err(e) = m {
+            eprintln!("vault: {}", e.message);
+        }
+    }
+    result.map(|(o, _)| o)
+}
+
+fn backup(
+    ctx: &Context<'_>,
+    args: &SnapshotArgs,
+    job: &Job,
+    host: &str,
+) -> Result<(Outcome, vault_core::Summary), CliError> {
+    let source = match &job.source {
+        SourceSpec::Stdin(name) => Source::Stream {
+            name: name.clone(),
+            reader: Box::new(std::io::stdin()),
+        },
+        SourceSpec::Command(cmd, name) => {
+            let argv = shell_words::split(cmd)
+                .map_err(|e| CliError::usage(format!("cannot parse --command: {e}")))?;
+            if argv.is_empty() {
+                return Err(CliError::usage("--command is empty"));
+            }
+            Source::Command {
+                name: name.clone(),
+                argv,
+            }
+        }
+        SourceSpec::Paths(p) => Source::Paths(p.clone()),
     };
     let time = match &args.time {
         Some(t) => {
@@ -52,11 +240,22 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
         }
         None => now_rfc3339(),
     };
+    let global;
+    let ctx = match &job.repository {
+        Some(r) => {
+            global = crate::cli::GlobalArgs {
+                repo: Some(r.clone()),
+                ..ctx.global.clone()
+            };
+            Context { global: &global }
+        }
+        None => Context { global: ctx.global },
+    };
     let repo = ctx.open()?;
     let opts = BackupOptions {
-        hostname: args.host.clone().unwrap_or_else(hostname),
+        hostname: host.to_owned(),
         username: username(),
-        tags: args.tags.clone(),
+        tags: job.tags.clone(),
         time,
         force: args.force,
         cancel: Some(interrupt_flag()),
@@ -67,6 +266,7 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
                 2
             },
         ),
+        excludes: job.excludes.clone(),
     };
     let progress = crate::progress::TermProgress::new("read", ctx.global.quiet || ctx.global.json);
     let done = repo.snapshot(source, &opts, &progress);
@@ -98,6 +298,7 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
             "{}",
             serde_json::json!({
                 "message_type": "summary",
+                "profile": job.profile,
                 "snapshot_id": done.id.to_hex(),
                 "short_id": done.id.to_string(),
                 "files": s.files,
@@ -114,7 +315,10 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
             })
         );
     } else if !ctx.global.quiet {
-        println!("snapshot {} saved", done.id);
+        match &job.profile {
+            Some(p) => println!("snapshot {} of profile {p} saved", done.id),
+            None => println!("snapshot {} saved", done.id),
+        }
         println!(
             "files: {} ({} unchanged), read {}, new {}, stored {}, in {:.2} s ({})",
             s.files,
@@ -133,13 +337,13 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
         }
     }
     if done.warnings.is_empty() {
-        Ok(Outcome::Success)
+        Ok((Outcome::Success, s.clone()))
     } else {
         eprintln!(
             "vault: {} source entr{} could not be read; the snapshot holds everything else",
             done.warnings.len(),
             if done.warnings.len() == 1 { "y" } else { "ies" }
         );
-        Ok(Outcome::PartialSnapshot)
+        Ok((Outcome::PartialSnapshot, s.clone()))
     }
 }

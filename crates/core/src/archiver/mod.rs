@@ -69,6 +69,9 @@ pub struct BackupOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Parallel uploads of finished packs.
     pub upload_threads: usize,
+    /// Paths not to back up: globs matched against absolute paths; a pattern
+    /// without a leading `/` matches at any depth (`*.tmp`, `cache/**`).
+    pub excludes: Vec<String>,
 }
 
 /// A source entry that could not be read; the backup went on without it.
@@ -129,40 +132,9 @@ impl Repository {
         opts: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupResult> {
-        // Announce the backup before reading the index, so that a prune either
-        // sees this lease or wrote its new index before this backup read it.
-        let lease = self.take_lease(&opts.hostname)?;
-        // Nothing a dead process left behind may linger: clean up as we go
-        // (best effort; a backup never needs this to succeed).
-        let stale_removed: Vec<String> = self
-            .remove_stale_locks(&opts.hostname)
-            .unwrap_or_default()
-            .iter()
-            .map(crate::lock::LockInfo::describe)
-            .collect();
-        self.refresh_index()?;
-        let lease = std::sync::Mutex::new(lease);
-        let done = std::sync::atomic::AtomicBool::new(false);
-        let result = std::thread::scope(|s| {
-            let refresher = s.spawn(|| {
-                let mut last = Instant::now();
-                while !done.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(std::time::Duration::from_secs(1));
-                    if last.elapsed().as_secs() >= crate::lock::LEASE_REFRESH_SECONDS {
-                        last = Instant::now();
-                        let mut name = lease.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Ok(new) = self.refresh_lease(&name, &opts.hostname) {
-                            *name = new;
-                        }
-                    }
-                }
-            });
-            let r = self.snapshot_leased(source, opts, progress);
-            done.store(true, Ordering::Relaxed);
-            refresher.thread().unpark();
-            r
-        });
-        let _ = self.release(&lease.into_inner().unwrap_or_else(|p| p.into_inner()));
+        let (result, stale_removed) = self.with_lease(&opts.hostname, |writer| {
+            self.snapshot_leased(source, opts, progress, writer)
+        })?;
         result.map(|r| BackupResult { stale_removed, ..r })
     }
 
@@ -171,13 +143,14 @@ impl Repository {
         source: Source<'_>,
         opts: &BackupOptions,
         progress: &dyn Progress,
+        writer: &str,
     ) -> Result<BackupResult> {
         let started = Instant::now();
         crate::snapshot::parse_time(&opts.time)?;
         let cutter = Cutter::new(self.config().chunker, self.keys().chunker_seed);
         let counters = Counters::default();
         let ((kind, paths, command, parent, tree, warnings), added) =
-            with_saver(self, progress, opts.upload_threads, |saver| {
+            with_saver(self, progress, opts.upload_threads, Some(writer), |saver| {
                 let stream = StreamSaver {
                     saver,
                     cutter: &cutter,
@@ -272,6 +245,7 @@ impl Repository {
                     repo: self,
                     stream,
                     progress,
+                    excludes: crate::restore::build_globs("--exclude", &opts.excludes)?,
                     force: opts.force,
                     counters,
                     warnings: Default::default(),

@@ -54,6 +54,8 @@ pub(crate) struct Saver<'r> {
     uploaded: Mutex<Vec<(PackId, Vec<PackEntry>)>>,
     /// Sketches of whole data blobs not yet in an index object.
     sketches: Mutex<HashMap<BlobId, Sketch>>,
+    /// Lease identity recorded in the index objects written (see `IndexFile::writer`).
+    writer: Option<String>,
     failure: Mutex<Option<Error>>,
     failed: AtomicBool,
     pub stats: SaverStats,
@@ -65,6 +67,7 @@ impl<'r> Saver<'r> {
         repo: &'r Repository,
         progress: &'r dyn Progress,
         queue: usize,
+        writer: Option<&str>,
     ) -> (Self, Receiver<Finished>) {
         let (tx, rx) = bounded(queue);
         let packers = [Mutex::new(Vec::new()), Mutex::new(Vec::new())];
@@ -76,6 +79,7 @@ impl<'r> Saver<'r> {
             tx: Mutex::new(Some(tx)),
             uploaded: Mutex::new(Vec::new()),
             sketches: Mutex::new(HashMap::new()),
+            writer: writer.map(str::to_owned),
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             stats: SaverStats::default(),
@@ -323,6 +327,7 @@ impl<'r> Saver<'r> {
             packs,
             supersedes: Vec::new(),
             sketches,
+            writer: self.writer.clone(),
         })?;
         Ok(())
     }
@@ -367,14 +372,17 @@ pub(crate) struct Added {
 /// Runs `work` with a saver whose full packs `uploaders` threads store while
 /// it runs; then flushes, waits for the uploads and indexes them. When this
 /// returns `Ok`, everything `work` saved is durably stored and indexed, so a
-/// snapshot referencing it may be committed.
+/// snapshot referencing it may be committed. `writer` is the lease identity
+/// of the caller (recorded in its index objects, so prune leaves its packs
+/// alone while it runs).
 pub(crate) fn with_saver<'r, T: Send>(
     repo: &'r Repository,
     progress: &'r dyn Progress,
     uploaders: usize,
+    writer: Option<&str>,
     work: impl FnOnce(&Saver<'r>) -> Result<T> + Send,
 ) -> Result<(T, Added)> {
-    let (saver, rx) = Saver::new(repo, progress, 2);
+    let (saver, rx) = Saver::new(repo, progress, 2, writer);
     let out = std::thread::scope(|s| {
         for _ in 0..uploaders.max(1) {
             let rx = rx.clone();

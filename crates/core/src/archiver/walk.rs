@@ -40,6 +40,8 @@ pub(crate) struct Walker<'a, 'r> {
     pub repo: &'r Repository,
     pub stream: StreamSaver<'a, 'r>,
     pub progress: &'a dyn Progress,
+    /// Entries not to save (`BackupOptions::excludes`).
+    pub excludes: Option<globset::GlobSet>,
     pub force: bool,
     pub counters: &'a Counters,
     pub warnings: Mutex<Vec<Warning>>,
@@ -232,6 +234,9 @@ impl Walker<'_, '_> {
             }
         };
         names.sort();
+        if let Some(ex) = &self.excludes {
+            names.retain(|n| !ex.is_match(path.join(n)));
+        }
         let ptree = self.parent_subtree(parent)?;
         // By name, so large directories do not cost a scan per entry.
         let previous: std::collections::HashMap<OsString, &Node> = ptree

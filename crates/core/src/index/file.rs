@@ -5,7 +5,9 @@
 //! `type (u8) || blob_id (32) || [base (32)] || offset (u32) || length (u32) || raw_length (u32)`
 //! (the type byte's high bit marks a delta blob, whose base id follows),
 //! then `superseded_count (u32)` and that many index ids (32 bytes each),
-//! then `sketch_count (u32)` and that many `blob_id (32) || super_feature (u64) x 3`.
+//! then `sketch_count (u32)` and that many `blob_id (32) || super_feature (u64) x 8`,
+//! then `writer_len (u8)` and that many bytes of UTF-8: the identity of the
+//! lease of the backup that wrote the object (empty when none).
 //! Version 1 objects end after the superseded ids. All integers little-endian. The plaintext is zstd-compressed, then sealed
 //! with associated data `"vault index v1"`. Decoding checks every count
 //! against the bytes present before allocating, and rejects trailing bytes.
@@ -33,6 +35,9 @@ pub struct IndexFile {
     pub supersedes: Vec<IndexId>,
     /// Resemblance sketches of whole data blobs (candidates for delta bases).
     pub sketches: Vec<(BlobId, Sketch)>,
+    /// The lease identity ([`crate::lock::lease_key`]) of the backup that
+    /// wrote this object: prune leaves its packs alone while that backup runs.
+    pub writer: Option<String>,
 }
 
 impl IndexFile {
@@ -71,6 +76,10 @@ impl IndexFile {
                 out.extend_from_slice(&f.to_le_bytes());
             }
         }
+        let writer = self.writer.as_deref().unwrap_or("").as_bytes();
+        let writer = &writer[..writer.len().min(255)];
+        out.push(writer.len() as u8);
+        out.extend_from_slice(writer);
         out
     }
 
@@ -125,6 +134,15 @@ impl IndexFile {
                 sketches.push((id, Sketch(sk)));
             }
         }
+        let mut writer = None;
+        if version >= 2 {
+            let n = usize::from(r.u8()?);
+            let w = std::str::from_utf8(r.take(n)?)
+                .map_err(|_| Error::corrupt(what, "writer is not UTF-8"))?;
+            if !w.is_empty() {
+                writer = Some(w.to_owned());
+            }
+        }
         if !r.b.is_empty() {
             return Err(Error::corrupt(
                 what,
@@ -135,6 +153,7 @@ impl IndexFile {
             packs,
             supersedes,
             sketches,
+            writer,
         })
     }
 
@@ -226,6 +245,7 @@ mod tests {
             ],
             supersedes: vec![IndexId([9; 32])],
             sketches: vec![(BlobId([2; 32]), Sketch([1, u64::MAX, 3, 4, 5, 6, 7, 8]))],
+            writer: Some("lease-00ff".into()),
         }
     }
 
@@ -242,6 +262,7 @@ mod tests {
     fn version_1_objects_still_decode() {
         let mut f = sample();
         f.sketches.clear();
+        f.writer = None;
         for (_, entries) in &mut f.packs {
             for e in entries {
                 e.base = None;
@@ -249,7 +270,7 @@ mod tests {
         }
         let mut plain = f.encode_plain();
         plain[0] = 1;
-        plain.truncate(plain.len() - 4); // no sketch section
+        plain.truncate(plain.len() - 5); // no sketch or writer section
         assert_eq!(IndexFile::decode_plain("t", &plain).unwrap(), f);
     }
 

@@ -584,6 +584,7 @@ mod tests {
             )],
             supersedes: vec![],
             sketches: vec![],
+            writer: None,
         }
     }
 
