@@ -133,12 +133,7 @@ impl Repository {
         };
 
         // Index objects: each pack's entries, as the index says.
-        let index_ids: Vec<IndexId> = self
-            .backend()
-            .list(FileType::Index)?
-            .into_iter()
-            .filter_map(|(n, _)| IndexId::from_hex(&n))
-            .collect();
+        let index_ids: Vec<IndexId> = self.index_ids()?;
         let mut indexed: HashMap<PackId, Vec<PackEntry>> = HashMap::new();
         let mut superseded = HashSet::new();
         let mut loaded = Vec::new();

@@ -158,12 +158,7 @@ impl Repository {
                     "snapshot {id} cannot be read ({e}); prune cannot know what it references and removed nothing: run `vault check`"
                 )));
             }
-            let old_index: Vec<IndexId> = self
-                .backend()
-                .list(FileType::Index)?
-                .into_iter()
-                .filter_map(|(n, _)| IndexId::from_hex(&n))
-                .collect();
+            let old_index: Vec<IndexId> = self.index_ids()?;
             let (private, guard, writers) = self.with_private_index(&old_index)?;
             // Packs of backups still running are not used by any snapshot
             // yet: leave them alone. A backup that wrote an index object

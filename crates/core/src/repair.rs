@@ -56,12 +56,7 @@ impl Repository {
     }
 
     fn repair_index_locked(&self, _progress: &dyn Progress) -> Result<RepairIndexReport> {
-        let old: Vec<IndexId> = self
-            .backend()
-            .list(FileType::Index)?
-            .into_iter()
-            .filter_map(|(n, _)| IndexId::from_hex(&n))
-            .collect();
+        let old: Vec<IndexId> = self.index_ids()?;
         let packs: Vec<(PackId, u64)> = self
             .backend()
             .list(FileType::Pack)?

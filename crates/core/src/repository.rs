@@ -399,13 +399,18 @@ impl Repository {
     /// Reads index objects the cache has not seen (and rebuilds it if some it
     /// had are gone).
     pub fn refresh_index(&self) -> Result<usize> {
-        let present: Vec<IndexId> = self
+        let present = self.index_ids()?;
+        self.index.sync(&present, |id| self.load_index(id))
+    }
+
+    /// The index objects in the repository.
+    pub fn index_ids(&self) -> Result<Vec<IndexId>> {
+        Ok(self
             .backend
             .list(FileType::Index)?
             .into_iter()
             .filter_map(|(n, _)| IndexId::from_hex(&n))
-            .collect();
-        self.index.sync(&present, |id| self.load_index(id))
+            .collect())
     }
 
     /// The storage backend.
