@@ -217,6 +217,17 @@ impl Harness {
     }
 
     /// Bytes in packs.
+    /// Files of the packs of a local repository.
+    pub fn repo_pack_paths(&self) -> Vec<PathBuf> {
+        self.backend()
+            .list(vault_store::FileType::Pack)
+            .expect("list packs")
+            .into_iter()
+            .map(|(n, _)| Path::new(&self.repo).join("data").join(&n[..2]).join(&n))
+            .collect()
+    }
+
+    /// Bytes of all packs.
     pub fn pack_bytes(&self) -> u64 {
         self.backend()
             .list(vault_store::FileType::Pack)

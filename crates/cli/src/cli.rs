@@ -50,6 +50,11 @@ pub struct GlobalArgs {
     /// Worker threads for hashing, compression and encryption (default: one per core).
     #[arg(long, env = "VAULT_THREADS", global = true)]
     pub threads: Option<usize>,
+    /// Merge Prometheus metrics of this run (snapshot, forget, prune, check, drill, metrics) into
+    /// this file for node_exporter's textfile collector; the file is replaced atomically and
+    /// other groups' series are kept.
+    #[arg(long, env = "VAULT_METRICS_FILE", global = true)]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Selects snapshots by host, tag and path.
@@ -93,6 +98,33 @@ pub enum Command {
     /// Rebuild the index from pack headers, or repair snapshots that lost data.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Print the repository's state as Prometheus metrics: snapshots and the time of the latest
+    /// one per group (host and tags), sizes.
+    Metrics,
+    /// Restore rehearsal: restore the latest snapshot of each selected group, verifying every
+    /// chunk; optionally validate the result with a command; report the time it took (RTO) and
+    /// the snapshot's age (RPO).
+    Drill(DrillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Restore into this directory (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    pub target: Option<PathBuf>,
+    /// Verify every chunk without writing the files anywhere.
+    #[arg(long, conflicts_with = "validate")]
+    pub verify_only: bool,
+    /// Run this command on each restored snapshot (`{}` is replaced by the restored path of each
+    /// file of the snapshot, or by the restore directory when the command has no `{}` per file:
+    /// e.g. `pg_restore --list {}`, `redis-check-rdb {}`); a non-zero exit fails the drill.
+    #[arg(long)]
+    pub validate: Option<String>,
+    /// Fail when the latest snapshot of a group is older than this (e.g. 26h, 8d).
+    #[arg(long)]
+    pub max_age: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,10 +204,6 @@ pub struct SnapshotArgs {
     /// a failing profile does not stop the others (the exit code is the worst one).
     #[arg(long, conflicts_with_all = ["paths", "stdin", "command", "profiles"])]
     pub all_profiles: bool,
-    /// Merge Prometheus metrics of this run into this file (node_exporter textfile collector),
-    /// replacing it atomically.
-    #[arg(long)]
-    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -217,28 +217,27 @@ fn parse_line(line: &str) -> Option<Sample> {
 }
 
 /// Merges `new` into the samples of `old`: a new sample replaces the old one
-/// of the same name and labels; every other old sample stays, except those
-/// of `drop` (names of this run's series that a failed run must not keep
-/// stale, e.g. byte counts) with labels `labels`.
-pub fn merge(old: Vec<Sample>, new: &[Sample], drop: &[&str], labels: &Labels) -> Vec<Sample> {
+/// of the same name and labels; every other old sample stays unless `stale`
+/// says it is this command's and must go (a failed run's byte counts, or a
+/// group that no longer exists).
+pub fn merge(old: Vec<Sample>, new: &[Sample], stale: impl Fn(&Sample) -> bool) -> Vec<Sample> {
     let mut out: Vec<Sample> = old
         .into_iter()
         .filter(|o| {
             let replaced = new.iter().any(|n| n.name == o.name && n.labels == o.labels);
-            let stale = drop.contains(&o.name.as_str()) && o.labels == *labels;
-            !replaced && !stale
+            !replaced && !stale(o)
         })
         .collect();
     out.extend(new.iter().cloned());
     out
 }
 
-/// Merges `new` into the metrics file at `path` and replaces it atomically.
+/// Merges `new` into the metrics file at `path` (see [`merge`]) and replaces
+/// it atomically.
 pub fn write_file(
     path: &Path,
     new: &[Sample],
-    drop: &[&str],
-    labels: &Labels,
+    stale: impl Fn(&Sample) -> bool,
 ) -> Result<(), CliError> {
     let fail = |what: &str, e: std::io::Error| {
         CliError::fatal(format!(
@@ -251,7 +250,7 @@ pub fn write_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(fail("read", e)),
     };
-    let text = render(&merge(old, new, drop, labels));
+    let text = render(&merge(old, new, stale));
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -302,7 +301,9 @@ pub fn record(
         new.extend(values.iter().map(|(n, v)| sample(n, labels, *v)));
     }
     let drop: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
-    write_file(path, &new, &drop, labels)
+    write_file(path, &new, |o| {
+        drop.contains(&o.name.as_str()) && o.labels == *labels
+    })
 }
 
 #[cfg(test)]
@@ -348,7 +349,9 @@ mod tests {
         ];
         // A failed redis run: errors 1, success time kept, bytes dropped.
         let new = vec![sample("vault_errors", &redis, 1.0)];
-        let merged = merge(old, &new, &["vault_bytes_read"], &redis);
+        let merged = merge(old, &new, |o| {
+            o.name == "vault_bytes_read" && o.labels == redis
+        });
         let find = |n: &str, l: &Labels| {
             merged
                 .iter()

@@ -28,6 +28,7 @@ mod copy;
 mod crash;
 mod dedup;
 mod delta;
+mod drill;
 mod errors;
 mod forget;
 mod profiles;

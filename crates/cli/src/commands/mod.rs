@@ -2,10 +2,12 @@
 
 mod check;
 mod copy;
+mod drill;
 mod dump;
 mod forget;
 mod init;
 mod ls;
+mod metrics;
 mod prune;
 mod repair;
 mod restore;
@@ -24,6 +26,27 @@ pub fn run(cli: &Cli) -> Result<Outcome, CliError> {
     let ctx = Context {
         global: &cli.global,
     };
+    // Snapshot, drill and metrics record their own (per group) series.
+    let operation = match &cli.command {
+        Command::Forget(_) => Some("forget"),
+        Command::Prune(_) => Some("prune"),
+        Command::Check(_) => Some("check"),
+        _ => None,
+    };
+    let started = std::time::Instant::now();
+    let result = dispatch(&ctx, cli);
+    if let (Some(op), Some(path)) = (operation, &cli.global.metrics_file) {
+        let labels = crate::metrics::labels(op, &crate::context::hostname(), &[]);
+        let seconds = started.elapsed().as_secs_f64();
+        if let Err(e) = crate::metrics::record(path, &labels, seconds, result.is_ok(), &[]) {
+            eprintln!("vault: {}", e.message);
+        }
+    }
+    result
+}
+
+fn dispatch(ctx: &Context<'_>, cli: &Cli) -> Result<Outcome, CliError> {
+    let ctx = Context { global: ctx.global };
     match &cli.command {
         Command::Init(a) => init::run(&ctx, a),
         Command::Snapshot(a) => snapshot::run(&ctx, a),
@@ -37,5 +60,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, CliError> {
         Command::Prune(a) => prune::run(&ctx, &a.opts, a.dry_run),
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Repair(a) => repair::run(&ctx, a),
+        Command::Metrics => metrics::run(&ctx),
+        Command::Drill(a) => drill::run(&ctx, a),
     }
 }

@@ -173,7 +173,7 @@ fn run_job(ctx: &Context<'_>, args: &SnapshotArgs, job: &Job) -> Result<Outcome,
     let started = std::time::Instant::now();
     let host = job.host.clone().unwrap_or_else(hostname);
     let result = backup(ctx, args, job, &host);
-    if let Some(path) = &args.metrics_file {
+    if let Some(path) = &ctx.global.metrics_file {
         let labels = crate::metrics::labels("snapshot", &host, &job.tags);
         let seconds = started.elapsed().as_secs_f64();
         let m = match &result {
