@@ -178,3 +178,61 @@ fn a_full_disk_fails_the_backup_clearly_and_loses_nothing() {
     let d2 = backup(&clean, "day2", &day2).unwrap();
     assert!(dump(&clean, &d2.id, "day2") == day2);
 }
+
+/// Counts what the engine reports through the progress trait.
+#[derive(Default)]
+struct Recorder {
+    total: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    files: std::sync::atomic::AtomicU64,
+    added: std::sync::atomic::AtomicU64,
+    stored: std::sync::atomic::AtomicU64,
+}
+
+impl vault_core::Progress for Recorder {
+    fn total(&self, b: u64) {
+        self.total.store(b, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn file(&self, _: &std::path::Path) {
+        self.files.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn added(&self, plain: u64, stored: u64) {
+        self.added
+            .fetch_add(plain, std::sync::atomic::Ordering::SeqCst);
+        self.stored
+            .fetch_add(stored, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn progress_events_add_up_to_the_summary() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mem = Arc::new(MemoryBackend::new());
+    init(mem.clone());
+    let repo = open(mem).unwrap();
+    let data = text_like(5 << 20, 9);
+    let rec = Recorder::default();
+    let opts = BackupOptions {
+        time: "2026-11-23T10:00:00Z".into(),
+        hostname: "h".into(),
+        ..Default::default()
+    };
+    let src = Source::Stream {
+        name: "db.sql".into(),
+        reader: Box::new(std::io::Cursor::new(data.clone())),
+    };
+    let done = repo.snapshot(src, &opts, &rec).unwrap();
+    let s = &done.snapshot.summary;
+    assert_eq!(rec.bytes.load(SeqCst), data.len() as u64, "bytes read");
+    assert_eq!(rec.added.load(SeqCst), s.bytes_added);
+    assert!(rec.stored.load(SeqCst) > 0 && rec.stored.load(SeqCst) <= s.bytes_stored);
+    // Restoring reports the bytes written and the total up front.
+    let rec = Recorder::default();
+    let mut out = Vec::new();
+    repo.dump(&done.snapshot, "db.sql", &mut out, &rec).unwrap();
+    assert_eq!(rec.bytes.load(SeqCst), data.len() as u64);
+    assert!(out == data);
+}

@@ -98,6 +98,23 @@ pub enum Command {
     /// Rebuild the index from pack headers, or repair snapshots that lost data.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Sizes: logical, stored, dedup and compression ratios; for one snapshot, the data only it
+    /// references (what forgetting it would free).
+    Stats(StatsArgs),
+    /// Paths added, removed and changed between two snapshots.
+    Diff(DiffArgs),
+    /// Print a repository object decoded, as JSON (for debugging).
+    Cat(CatArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `vault man > /usr/local/share/man/man1/vault.1`.
+    Man,
+    /// Manage the passwords (key objects) that open the repository.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Print the repository's state as Prometheus metrics: snapshots and the time of the latest
     /// one per group (host and tags), sizes.
     Metrics,
@@ -105,6 +122,53 @@ pub enum Command {
     /// chunk; optionally validate the result with a command; report the time it took (RTO) and
     /// the snapshot's age (RPO).
     Drill(DrillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// A snapshot (`latest`, an id or a prefix); without it, the whole repository.
+    pub snapshot: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    pub from: String,
+    /// The newer snapshot.
+    pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// What to print: config, snapshot, index, key or pack (its header).
+    #[arg(value_parser = ["config", "snapshot", "index", "key", "pack"])]
+    pub kind: String,
+    /// The object's id (not for config); snapshots also take `latest` or a prefix.
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the key objects (id, who added it, when; `*` marks the one in use).
+    List,
+    /// Add a key with a new password (from --new-password-file, VAULT_NEW_PASSWORD, or a prompt).
+    Add(NewPasswordArgs),
+    /// Remove a key (not the one in use, never the last one).
+    Remove {
+        /// Key id (a unique prefix of at least 4 hex digits is enough).
+        id: String,
+    },
+    /// Change the password of the key in use (adds a key, then removes the old one).
+    Passwd(NewPasswordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewPasswordArgs {
+    /// Read the new password from this file (first line).
+    #[arg(long, env = "VAULT_NEW_PASSWORD_FILE")]
+    pub new_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

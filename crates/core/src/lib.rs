@@ -47,6 +47,7 @@ pub mod error;
 pub mod forget;
 pub mod id;
 pub mod index;
+pub mod keys;
 pub mod lock;
 pub mod pack;
 pub mod progress;
@@ -56,6 +57,7 @@ pub mod repository;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;
+pub mod stats;
 pub mod tree;
 
 pub use archiver::{BackupOptions, BackupResult, Source, Warning};

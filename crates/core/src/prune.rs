@@ -391,7 +391,11 @@ impl Repository {
         }
     }
 
-    fn mark_tree(&self, id: &BlobId, holders: &HashMap<BlobId, (PackId, PackEntry)>) -> Result<()> {
+    pub(crate) fn mark_tree(
+        &self,
+        id: &BlobId,
+        holders: &HashMap<BlobId, (PackId, PackEntry)>,
+    ) -> Result<()> {
         if self.index().is_marked(id)? {
             return Ok(());
         }
@@ -429,7 +433,7 @@ impl Repository {
 
     /// Marks the base of every used delta blob, whether the index or only a
     /// pack outside it holds the delta: a kept delta keeps its base.
-    fn mark_bases(&self, holders: &HashMap<BlobId, (PackId, PackEntry)>) -> Result<()> {
+    pub(crate) fn mark_bases(&self, holders: &HashMap<BlobId, (PackId, PackEntry)>) -> Result<()> {
         self.index().mark_bases()?;
         let bases: Vec<BlobId> = self
             .index()

@@ -94,7 +94,7 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    fn new(
+    pub(crate) fn new(
         master: &MasterKey,
         password: &[u8],
         kdf: KdfParams,
@@ -154,6 +154,8 @@ impl KeyFile {
 pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
+    /// Kept to seal it under new passwords (`key add`, `key passwd`).
+    master: MasterKey,
     keys: Keys,
     key_id: KeyId,
     index: SqliteIndex,
@@ -332,6 +334,7 @@ impl Repository {
         let repo = Repository {
             backend,
             config,
+            master,
             keys,
             key_id,
             index,
@@ -385,6 +388,7 @@ impl Repository {
         let repo = Repository {
             backend: self.backend.clone(),
             config: self.config.clone(),
+            master: self.master.clone(),
             keys: self.keys.clone(),
             key_id: self.key_id,
             index,
@@ -431,6 +435,11 @@ impl Repository {
     /// The key object this repository was opened with.
     pub fn key_id(&self) -> KeyId {
         self.key_id
+    }
+
+    /// The master key (to seal it under another password).
+    pub(crate) fn master_key(&self) -> &MasterKey {
+        &self.master
     }
 
     /// The blob index cache.
@@ -821,7 +830,11 @@ fn check_base(id: &BlobId, loc: &Location, base: &BlobId) -> Result<()> {
     Ok(())
 }
 
-fn put_content_addressed(backend: &dyn Backend, kind: FileType, bytes: Bytes) -> Result<[u8; 32]> {
+pub(crate) fn put_content_addressed(
+    backend: &dyn Backend,
+    kind: FileType,
+    bytes: Bytes,
+) -> Result<[u8; 32]> {
     let id = object_hash(&bytes);
     match backend.create(&Handle::new(kind, hex::encode(id))?, bytes) {
         Ok(()) => Ok(id),

@@ -362,10 +362,10 @@ fn check_read_data_shows_progress_on_a_terminal_only() {
     let out = on_terminal(&h, "check --read-data", &[h.password.as_str()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("reading packs:"), "{text}");
+    assert!(text.contains("check: "), "{text}");
     // Not a terminal: no progress line.
     let plain = h.run(&["check", "--read-data"]);
-    assert!(!String::from_utf8_lossy(&plain.stderr).contains("reading packs"));
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("check: "));
 }
 
 #[test]

@@ -31,6 +31,8 @@ mod delta;
 mod drill;
 mod errors;
 mod forget;
+mod inspect;
+mod keys;
 mod profiles;
 mod realdata;
 mod roundtrip;

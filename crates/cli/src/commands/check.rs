@@ -14,8 +14,7 @@ pub fn run(ctx: &Context<'_>, args: &CheckArgs) -> Result<Outcome, CliError> {
         (None, false) => ReadData::None,
     };
     let repo = ctx.open()?;
-    let progress =
-        crate::progress::TermProgress::new("reading packs", ctx.global.quiet || ctx.global.json);
+    let progress = crate::progress::TermProgress::new("check", ctx.global.quiet, ctx.global.json);
     let report = repo.check(read, &progress)?;
     progress.finish();
     if ctx.global.json {

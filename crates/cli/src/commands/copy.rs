@@ -1,6 +1,6 @@
 //! `vault copy`
 
-use vault_core::{NoProgress, OpenOptions, Repository, SnapshotFilter};
+use vault_core::{OpenOptions, Repository, SnapshotFilter};
 
 use crate::cli::CopyArgs;
 use crate::context::{read_password, Context};
@@ -36,7 +36,10 @@ pub fn run(ctx: &Context<'_>, args: &CopyArgs) -> Result<Outcome, CliError> {
             .map(|spec| src.find_snapshot(spec, &filter))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let sum = target.copy_from(&src, &chosen, &crate::context::hostname(), &NoProgress)?;
+    let progress = crate::progress::TermProgress::new("copy", ctx.global.quiet, ctx.global.json);
+    let sum = target.copy_from(&src, &chosen, &crate::context::hostname(), &progress);
+    progress.finish();
+    let sum = sum?;
     if ctx.global.json {
         let copied: Vec<_> = sum
             .copied

@@ -1,11 +1,13 @@
 //! One module per subcommand: parse → call the core → render.
 
+mod cat;
 mod check;
 mod copy;
 mod drill;
 mod dump;
 mod forget;
 mod init;
+mod key;
 mod ls;
 mod metrics;
 mod prune;
@@ -13,6 +15,7 @@ mod repair;
 mod restore;
 mod snapshot;
 mod snapshots;
+mod stats;
 mod unlock;
 
 use crate::cli::{Cli, Command};
@@ -61,6 +64,23 @@ fn dispatch(ctx: &Context<'_>, cli: &Cli) -> Result<Outcome, CliError> {
         Command::Unlock(a) => unlock::run(&ctx, a),
         Command::Repair(a) => repair::run(&ctx, a),
         Command::Metrics => metrics::run(&ctx),
+        Command::Key(a) => key::run(&ctx, a),
+        Command::Stats(a) => stats::run(&ctx, a),
+        Command::Diff(a) => stats::diff(&ctx, a),
+        Command::Cat(a) => cat::run(&ctx, a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "vault", &mut std::io::stdout());
+            Ok(Outcome::Success)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| CliError::fatal(format!("cannot write the manual page: {e}")))?;
+            Ok(Outcome::Success)
+        }
         Command::Drill(a) => drill::run(&ctx, a),
     }
 }

@@ -1,7 +1,6 @@
 //! `vault prune`
 
 use vault_core::prune::PruneOptions;
-use vault_core::NoProgress;
 
 use crate::cli::PruneOpts;
 use crate::context::{hostname, Context};
@@ -32,7 +31,10 @@ pub fn run(ctx: &Context<'_>, opts: &PruneOpts, dry_run: bool) -> Result<Outcome
         dry_run,
         hostname: hostname(),
     };
-    let r = repo.prune(&options, &NoProgress)?;
+    let progress = crate::progress::TermProgress::new("prune", ctx.global.quiet, ctx.global.json);
+    let r = repo.prune(&options, &progress);
+    progress.finish();
+    let r = r?;
     if ctx.global.json {
         println!(
             "{}",

@@ -14,8 +14,7 @@ pub fn run(ctx: &Context<'_>, args: &RestoreArgs) -> Result<Outcome, CliError> {
     let opts = RestoreOptions {
         include: args.include.clone(),
     };
-    let progress =
-        crate::progress::TermProgress::new("restoring", ctx.global.quiet || ctx.global.json);
+    let progress = crate::progress::TermProgress::new("restore", ctx.global.quiet, ctx.global.json);
     let sum = repo.restore(&snap, &args.target, &opts, &progress)?;
     progress.finish();
     let secs = started.elapsed().as_secs_f64();

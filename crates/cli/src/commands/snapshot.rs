@@ -268,7 +268,8 @@ fn backup(
         ),
         excludes: job.excludes.clone(),
     };
-    let progress = crate::progress::TermProgress::new("read", ctx.global.quiet || ctx.global.json);
+    let progress =
+        crate::progress::TermProgress::new("snapshot", ctx.global.quiet, ctx.global.json);
     let done = repo.snapshot(source, &opts, &progress);
     progress.finish();
     let done = done?;

@@ -6,6 +6,7 @@ use crate::{CliError, Outcome};
 
 pub fn run(ctx: &Context<'_>, args: &UnlockArgs) -> Result<Outcome, CliError> {
     let repo = ctx.open()?;
+    let mut removed: Vec<String> = Vec::new();
     if args.remove_all {
         eprintln!("warning: removing every lock and lease; a prune or backup still running loses its protection");
         for (name, info) in repo.locks()? {
@@ -13,16 +14,27 @@ pub fn run(ctx: &Context<'_>, args: &UnlockArgs) -> Result<Outcome, CliError> {
             let what = info
                 .map(|i| i.describe())
                 .unwrap_or_else(|e| format!("unreadable ({e})"));
-            println!("removed {name}: {what}");
+            removed.push(format!("{name}: {what}"));
         }
-        return Ok(Outcome::Success);
+    } else {
+        removed = repo
+            .remove_stale_locks(&hostname())?
+            .iter()
+            .map(|i| format!("stale {}", i.describe()))
+            .collect();
     }
-    let removed = repo.remove_stale_locks(&hostname())?;
-    for i in &removed {
-        println!("removed stale {}", i.describe());
-    }
-    if removed.is_empty() && !ctx.global.quiet {
-        println!("no stale locks");
+    if ctx.global.json {
+        println!(
+            "{}",
+            serde_json::json!({"message_type": "unlock", "removed": removed})
+        );
+    } else {
+        for r in &removed {
+            println!("removed {r}");
+        }
+        if removed.is_empty() && !ctx.global.quiet {
+            println!("no stale locks");
+        }
     }
     Ok(Outcome::Success)
 }

@@ -460,6 +460,43 @@ impl SqliteIndex {
         st.exists(params![&id.0[..]]).map_err(db_err(&self.path))
     }
 
+    /// Marked blobs that the index holds: (count, plaintext bytes, stored bytes).
+    pub fn marked_totals(&self) -> Result<(u64, u64, u64)> {
+        self.sums("FROM used u JOIN blobs b ON b.id = u.id")
+    }
+
+    /// All indexed blobs: (count, plaintext bytes, stored bytes).
+    pub fn totals(&self) -> Result<(u64, u64, u64)> {
+        self.sums("FROM blobs b")
+    }
+
+    /// Indexed blobs stored as deltas.
+    pub fn delta_count(&self) -> Result<u64> {
+        self.lock()
+            .query_row(
+                "SELECT COUNT(*) FROM blobs WHERE base IS NOT NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(db_err(&self.path))
+    }
+
+    fn sums(&self, from: &str) -> Result<(u64, u64, u64)> {
+        let sql = format!(
+            "SELECT COUNT(*), COALESCE(SUM(b.raw_length), 0), COALESCE(SUM(b.length), 0) {from}"
+        );
+        self.lock()
+            .query_row(&sql, [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(db_err(&self.path))
+    }
+
     /// Marked blobs that the index does not hold.
     pub fn marked_but_missing(&self) -> Result<Vec<BlobId>> {
         let conn = self.lock();
