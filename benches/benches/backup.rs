@@ -53,6 +53,7 @@ fn fresh_repo() -> Repo {
     Repository::init(backend.clone(), PASSWORD, &init).expect("init");
     let open = OpenOptions {
         cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
     };
     let repo = Repository::open(backend, PASSWORD, &open).expect("open");
     Repo { repo, _dir: dir }

@@ -408,3 +408,116 @@ fn list_tree(root: &Path) -> Vec<(PathBuf, bool)> {
     walk(root, root, &mut out);
     out
 }
+
+/// Lock objects staged the way another process would leave them.
+pub mod locks {
+    use std::time::Duration;
+
+    use vault_core::lock::LockInfo;
+    use vault_core::Repository;
+
+    fn fresh_key(kind: &str) -> String {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        format!(
+            "{kind}-{:016x}{:08x}{:08x}",
+            t as u64,
+            std::process::id(),
+            n as u32
+        )
+    }
+
+    /// A lease of a backup running on `host` (15 minutes left); returns its name.
+    pub fn lease(repo: &Repository, host: &str) -> String {
+        let name = format!("{}-0", fresh_key("lease"));
+        let info = LockInfo::new("lease", host, Duration::from_secs(15 * 60));
+        repo.write_lock(&name, &info).unwrap();
+        name
+    }
+
+    /// The refresh of lease `name`: the next object, then the old one deleted.
+    pub fn refresh(repo: &Repository, name: &str, host: &str) -> String {
+        let key = vault_core::lock::lock_key(name);
+        let n: u64 = name[key.len() + 1..].parse().unwrap();
+        let new = format!("{key}-{}", n + 1);
+        let info = LockInfo::new("lease", host, Duration::from_secs(15 * 60));
+        repo.write_lock(&new, &info).unwrap();
+        repo.release(name).unwrap();
+        new
+    }
+
+    /// A prune lock as given; returns its name.
+    pub fn prune_lock(repo: &Repository, info: &LockInfo) -> String {
+        let name = format!("{}-0", fresh_key("prune"));
+        repo.write_lock(&name, info).unwrap();
+        name
+    }
+
+    /// Removes every prune lock (as `vault unlock --remove-all` would).
+    pub fn remove_prune_locks(repo: &Repository) {
+        for (name, _) in repo.locks().unwrap() {
+            if name.starts_with("prune") {
+                repo.release(&name).unwrap();
+            }
+        }
+    }
+}
+
+/// The engine driven directly, on an in-memory store with small chunks and
+/// packs (so a few megabytes make many of each).
+pub mod library {
+    use std::sync::Arc;
+
+    use vault_core::{
+        BackupOptions, InitOptions, KdfParams, NoProgress, OpenOptions, Repository, SnapshotId,
+        Source,
+    };
+    use vault_store::{Backend, MemoryBackend};
+
+    /// The password of every repository made here.
+    pub const PW: &[u8] = b"pw";
+
+    /// A new repository: 64 KiB chunks, 1 MiB packs.
+    pub fn new_repo() -> Arc<MemoryBackend> {
+        let mem = Arc::new(MemoryBackend::new());
+        let opts = InitOptions {
+            kdf: KdfParams::insecure_for_tests(),
+            chunker: vault_core::ChunkerParams::from_average(64 << 10).unwrap(),
+            pack_size: 1 << 20,
+            ..Default::default()
+        };
+        Repository::init(mem.clone(), PW, &opts).unwrap();
+        mem
+    }
+
+    /// Opens it with default options.
+    pub fn open(b: Arc<dyn Backend>) -> Repository {
+        Repository::open(b, PW, &OpenOptions::default()).unwrap()
+    }
+
+    /// Backs up `data` as the stream `db.sql` of host db1 on November `day`.
+    pub fn backup(repo: &Repository, day: u32, data: &[u8]) -> SnapshotId {
+        let opts = BackupOptions {
+            time: format!("2026-11-{day:02}T03:00:00Z"),
+            hostname: "db1".into(),
+            ..Default::default()
+        };
+        let src = Source::Stream {
+            name: "db.sql".into(),
+            reader: Box::new(std::io::Cursor::new(data.to_vec())),
+        };
+        repo.snapshot(src, &opts, &NoProgress).unwrap().id
+    }
+
+    /// The stream `db.sql` of a snapshot.
+    pub fn dump(repo: &Repository, id: &SnapshotId) -> Vec<u8> {
+        let s = repo.load_snapshot(id).unwrap();
+        let mut out = Vec::new();
+        repo.dump(&s, "db.sql", &mut out, &NoProgress).unwrap();
+        out
+    }
+}

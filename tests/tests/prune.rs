@@ -2,60 +2,18 @@
 //! rescue of data a concurrent backup reused, and crashes at every write.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use vault_core::check::ReadData;
 use vault_core::lock::LockInfo;
 use vault_core::prune::PruneOptions;
-use vault_core::{
-    BackupOptions, Error, InitOptions, KdfParams, NoProgress, OpenOptions, Repository, SnapshotId,
-    Source,
-};
+use vault_core::{Error, NoProgress, Repository, SnapshotId};
 use vault_store::{Backend, FaultPlan, FaultyBackend, FileType, MemoryBackend};
-use vault_tests::{random_like, text_like};
-
-const PW: &[u8] = b"pw";
-
-fn new_repo() -> Arc<MemoryBackend> {
-    let mem = Arc::new(MemoryBackend::new());
-    let opts = InitOptions {
-        kdf: KdfParams::insecure_for_tests(),
-        chunker: vault_core::ChunkerParams::from_average(64 << 10).unwrap(),
-        pack_size: 1 << 20,
-        ..Default::default()
-    };
-    Repository::init(mem.clone(), PW, &opts).unwrap();
-    mem
-}
-
-fn open(b: Arc<dyn Backend>) -> Repository {
-    Repository::open(b, PW, &OpenOptions::default()).unwrap()
-}
-
-fn backup(repo: &Repository, day: u32, data: &[u8]) -> SnapshotId {
-    let opts = BackupOptions {
-        time: format!("2026-11-{day:02}T03:00:00Z"),
-        hostname: "db1".into(),
-        ..Default::default()
-    };
-    let src = Source::Stream {
-        name: "db.sql".into(),
-        reader: Box::new(std::io::Cursor::new(data.to_vec())),
-    };
-    repo.snapshot(src, &opts, &NoProgress).unwrap().id
-}
-
-fn dump(repo: &Repository, id: &SnapshotId) -> Vec<u8> {
-    let s = repo.load_snapshot(id).unwrap();
-    let mut out = Vec::new();
-    repo.dump(&s, "db.sql", &mut out, &NoProgress).unwrap();
-    out
-}
+use vault_tests::library::{backup, dump, new_repo, open};
+use vault_tests::{locks, random_like, text_like};
 
 fn opts() -> PruneOptions {
-    PruneOptions {
-        hostname: "test-host".into(),
-        ..Default::default()
-    }
+    PruneOptions::default()
 }
 
 fn pack_bytes(b: &dyn Backend) -> u64 {
@@ -124,7 +82,7 @@ fn prune_waits_for_running_backups_and_rescues_what_they_reused() {
     let repo = open(mem.clone());
     let days = six_days(&repo);
     // A backup is running (its lease is live) and deduplicated against day 1.
-    let lease = repo.take_lease("other-host").unwrap();
+    let lease = locks::lease(&repo, "other-host");
     let day1 = repo.load_snapshot(&days[0].0).unwrap();
     repo.remove_snapshots(&[days[0].0]).unwrap();
     let r = repo.prune(&opts(), &NoProgress).unwrap();
@@ -157,7 +115,7 @@ fn a_delta_committed_during_a_prune_keeps_its_base() {
     let day2 = vault_tests::mutate_lines(&day1, 2, 42);
     let d1 = backup(&repo, 1, &day1);
     // A backup runs (lease live) and stores day 2 as deltas against day 1.
-    let lease = repo.take_lease("other-host").unwrap();
+    let lease = locks::lease(&repo, "other-host");
     let d2 = backup(&repo, 2, &day2);
     let snap2 = repo.load_snapshot(&d2).unwrap();
     assert!(snap2.summary.blobs_delta > 0, "{:?}", snap2.summary);
@@ -198,7 +156,7 @@ impl Backend for LateBackup {
         if h.kind() == FileType::Index
             && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            open(self.inner.clone()).take_lease("late-host").unwrap();
+            locks::lease(&open(self.inner.clone()), "late-host");
         }
         Ok(())
     }
@@ -247,16 +205,12 @@ fn a_refreshed_lease_still_holds_back_a_deferred_deletion() {
     let mem = new_repo();
     let repo = open(mem.clone());
     let days = six_days(&repo);
-    let lease = repo.take_lease("other-host").unwrap();
+    let lease = locks::lease(&repo, "other-host");
     repo.remove_snapshots(&[days[0].0]).unwrap();
     let r = repo.prune(&opts(), &NoProgress).unwrap();
     assert!(r.deferred > 0, "{r:?}");
     // The backup refreshes its lease (a new object, a new name).
-    let lease = repo.refresh_lease(&lease, "other-host").unwrap();
-    assert_eq!(
-        vault_core::lock::lease_key(&lease).len(),
-        "lease-".len() + 32
-    );
+    let lease = locks::refresh(&repo, &lease, "other-host");
     let r = open(mem.clone()).prune(&opts(), &NoProgress).unwrap();
     assert_eq!(
         r.deleted_pending, 0,
@@ -271,28 +225,44 @@ fn a_refreshed_lease_still_holds_back_a_deferred_deletion() {
 fn prune_is_exclusive_and_stale_locks_expire() {
     let mem = new_repo();
     let repo = open(mem.clone());
-    repo.lock_prune("test-host").unwrap();
+    let me = vault_core::lock::this_host();
+    let live = locks::prune_lock(
+        &repo,
+        &LockInfo::new("prune", &me, Duration::from_secs(3600)),
+    );
     match repo.prune(&opts(), &NoProgress) {
         Err(Error::Locked { holder }) => {
             assert!(holder.contains(&std::process::id().to_string()), "{holder}")
         }
         other => panic!("expected Locked, got {other:?}"),
     }
-    repo.release("prune").unwrap();
-    // A lock left by a process of this host that is gone is stale.
+    // The loser withdrew its own lock object: only the holder's is left.
+    let names: Vec<String> = repo.locks().unwrap().into_iter().map(|l| l.0).collect();
+    assert_eq!(names, vec![live.clone()]);
+    repo.release(&live).unwrap();
+    // A lock left by a process of this machine that is gone is stale.
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = child.id();
     child.wait().unwrap();
-    let mut stale = LockInfo::new("prune", "test-host", 3600);
+    let mut stale = LockInfo::new("prune", &me, Duration::from_secs(3600));
     stale.pid = dead_pid;
-    repo.write_lock("prune", &stale).unwrap();
+    locks::prune_lock(&repo, &stale);
+    // So is one whose holder stopped refreshing it, wherever it ran.
+    let mut expired = LockInfo::new("prune", "elsewhere", Duration::from_secs(3600));
+    expired.expires = "2026-01-01T00:00:00Z".into();
+    locks::prune_lock(&repo, &expired);
     let r = repo.prune(&opts(), &NoProgress).unwrap();
     assert!(
         r.stale_removed
             .iter()
-            .any(|s| s.contains(&dead_pid.to_string())),
+            .any(|s| s.contains(&format!("pid {dead_pid} "))),
         "{r:?}"
     );
+    assert!(
+        r.stale_removed.iter().any(|s| s.contains("elsewhere")),
+        "{r:?}"
+    );
+    assert!(repo.locks().unwrap().is_empty(), "prune released its lock");
 }
 
 #[test]
@@ -351,7 +321,7 @@ fn prune_killed_at_any_write_keeps_every_kept_snapshot() {
             }
             // Running prune again finishes the job (the killed prune's lock
             // belongs to this live process, so remove it as `vault unlock --remove-all` would).
-            repo.release("prune").unwrap();
+            locks::remove_prune_locks(&repo);
             repo.prune(&prune_all, &NoProgress).unwrap();
             let repo = open(mem);
             assert!(
@@ -373,4 +343,79 @@ fn prune_killed_at_any_write_keeps_every_kept_snapshot() {
         }
     }
     assert!(trials >= 20, "{trials} prunes were killed part-way");
+}
+
+#[test]
+fn prune_failing_or_losing_answers_beside_a_running_backup_keeps_everything() {
+    // A backup runs (its lease is live) and reuses day 1, which is forgotten:
+    // prune must defer, record the deletion, and a later prune rescue day 1.
+    // Each trial breaks the first prune at one write, three ways.
+    let plans = |n: u64| {
+        [
+            FaultPlan {
+                fail_writes_after: Some(n - 1),
+                ..Default::default()
+            },
+            FaultPlan {
+                fail_write: Some(n),
+                ..Default::default()
+            },
+            FaultPlan {
+                lose_write_ack: Some(n),
+                ..Default::default()
+            },
+        ]
+    };
+    let setup = || {
+        let mem = new_repo();
+        let repo = open(mem.clone());
+        let d = days(&repo, 5, 1 << 20);
+        let lease = locks::lease(&repo, "other-host");
+        let day1 = repo.load_snapshot(&d[0].0).unwrap();
+        repo.remove_snapshots(&[d[0].0, d[2].0]).unwrap();
+        (mem, d, lease, day1)
+    };
+    let (probe, ..) = setup();
+    let counting = Arc::new(FaultyBackend::new(probe, FaultPlan::default()));
+    let r = open(counting.clone()).prune(&opts(), &NoProgress).unwrap();
+    assert!(r.deferred > 0, "{r:?}");
+    let writes = counting.writes();
+    let mut broken = 0;
+    for n in 1..=writes {
+        for plan in plans(n) {
+            let at = format!("write {n} of {plan:?}");
+            let (mem, d, lease, day1) = setup();
+            let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(mem.clone(), plan));
+            if open(faulty).prune(&opts(), &NoProgress).is_err() {
+                broken += 1;
+            }
+            let repo = open(mem.clone());
+            let report = repo.check(ReadData::All, &NoProgress).unwrap();
+            assert!(report.is_ok(), "{at}: {:?}", report.problems);
+            for i in [1, 3, 4] {
+                assert!(dump(&repo, &d[i].0) == d[i].1, "{at}: day {}", i + 1);
+            }
+            // The backup commits its reuse of day 1 and ends.
+            let reused = repo.save_snapshot(&day1).unwrap();
+            repo.release(&lease).unwrap();
+            assert!(dump(&open(mem.clone()), &reused) == d[0].1, "{at}");
+            locks::remove_prune_locks(&repo);
+            let r = open(mem.clone()).prune(&opts(), &NoProgress).unwrap();
+            let repo = open(mem.clone());
+            let report = repo.check(ReadData::All, &NoProgress).unwrap();
+            assert!(
+                report.is_ok(),
+                "{at}: after the next prune {r:?}: {:?}",
+                report.problems
+            );
+            assert!(dump(&repo, &reused) == d[0].1, "{at}");
+            for i in [1, 3, 4] {
+                assert!(dump(&repo, &d[i].0) == d[i].1, "{at}: day {}", i + 1);
+            }
+            // Nothing is left for a third prune but what it may now delete.
+            let again = repo.prune(&opts(), &NoProgress).unwrap();
+            assert_eq!(again.deferred, 0, "{at}: {again:?}");
+        }
+    }
+    assert!(broken as u64 >= writes, "only {broken} prunes were broken");
 }

@@ -61,8 +61,25 @@ impl Context<'_> {
         let password = self.password(false)?;
         let opts = OpenOptions {
             cache_dir: self.cache_dir(),
+            lock_timing: lock_timing(),
         };
         Ok(Repository::open(backend, &password, &opts)?)
+    }
+}
+
+/// Lease and lock lifetimes: the default, or for test suites only
+/// `VAULT_TEST_LOCK_SECONDS=N` (lifetime N seconds, refreshed every N/3).
+pub fn lock_timing() -> vault_core::lock::LockTiming {
+    match std::env::var("VAULT_TEST_LOCK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v > 0.0)
+    {
+        Some(secs) => vault_core::lock::LockTiming {
+            lifetime: std::time::Duration::from_secs_f64(secs),
+            refresh: std::time::Duration::from_secs_f64(secs / 3.0),
+        },
+        None => Default::default(),
     }
 }
 

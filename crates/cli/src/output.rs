@@ -24,6 +24,21 @@ pub fn rate(bytes: u64, seconds: f64) -> String {
     format!("{:.1} MB/s", bytes as f64 / 1e6 / seconds)
 }
 
+/// Tells the user about stale leases and locks a command removed on its
+/// way (on stderr: one JSON object each with `--json`).
+pub fn report_stale(json: bool, removed: &[String]) {
+    for stale in removed {
+        if json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"message_type": "stale_lock_removed", "lock": stale})
+            );
+        } else {
+            eprintln!("vault: removed a stale {stale}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -116,10 +116,20 @@ impl CheckReport {
 /// in it that cannot be rebuilt, packs read, bytes read.
 type PackFindings = (Option<Problem>, Vec<(BlobId, Problem)>, u64, u64);
 
+/// The state of the walk over every snapshot's trees.
+struct TreeWalk<'a> {
+    bad: &'a Bad<'a>,
+    /// Trees already found whole.
+    good: &'a mut HashSet<BlobId>,
+    problems: &'a mut Vec<Problem>,
+    /// Usable chunks found outside the index.
+    outside_index: u64,
+}
+
 /// Packs and blobs found damaged.
-struct Bad<'a> {
-    packs: &'a HashSet<PackId>,
-    blobs: &'a HashSet<BlobId>,
+pub(crate) struct Bad<'a> {
+    pub packs: &'a HashSet<PackId>,
+    pub blobs: &'a HashSet<BlobId>,
 }
 
 impl Repository {
@@ -214,15 +224,20 @@ impl Repository {
             packs: &bad_packs,
             blobs: &bad_blobs,
         };
+        let mut walk = TreeWalk {
+            bad: &bad,
+            good: &mut good_trees,
+            problems: &mut report.problems,
+            outside_index: 0,
+        };
         for (id, snap) in &snaps {
-            self.check_tree(
-                id,
-                &snap.tree,
-                "",
-                &bad,
-                &mut good_trees,
-                &mut report.problems,
-            );
+            self.check_tree(id, &snap.tree, "", &mut walk);
+        }
+        if walk.outside_index > 0 {
+            report.info.push(format!(
+                "{} chunk(s) that snapshots use are only in packs no index object names (a backup that ran during a prune, an interrupted prune, or lost index objects): they restore from there; the next prune puts them back into the index, or run `vault repair index`",
+                walk.outside_index
+            ));
         }
         Ok(report)
     }
@@ -359,7 +374,7 @@ impl Repository {
 
     /// True when a data chunk is indexed, its pack is sound, and (for a delta)
     /// its base is indexed whole in a sound pack.
-    fn chunk_usable(&self, id: &BlobId, bad: &Bad<'_>) -> bool {
+    pub(crate) fn chunk_usable(&self, id: &BlobId, bad: &Bad<'_>) -> bool {
         let sound = |id: &BlobId| match self.locate(id) {
             Ok(l)
                 if l.kind == BlobType::Data
@@ -379,22 +394,14 @@ impl Repository {
         }
     }
 
-    fn check_tree(
-        &self,
-        snap: &SnapshotId,
-        tree: &BlobId,
-        path: &str,
-        bad: &Bad<'_>,
-        good: &mut HashSet<BlobId>,
-        problems: &mut Vec<Problem>,
-    ) {
-        if good.contains(tree) {
+    fn check_tree(&self, snap: &SnapshotId, tree: &BlobId, path: &str, w: &mut TreeWalk<'_>) {
+        if w.good.contains(tree) {
             return;
         }
         let t = match self.load_tree(tree) {
             Ok(t) => t,
             Err(e) => {
-                problems.push(Problem {
+                w.problems.push(Problem {
                     object: format!("tree {}", tree.to_hex()),
                     message: e.to_string(),
                     affects: vec![format!(
@@ -411,24 +418,28 @@ impl Repository {
             match n.kind {
                 NodeKind::Dir => {
                     if let Some(sub) = n.subtree {
-                        let before = problems.len();
-                        self.check_tree(snap, &sub, &p, bad, good, problems);
-                        ok &= problems.len() == before;
+                        let before = w.problems.len();
+                        self.check_tree(snap, &sub, &p, w);
+                        ok &= w.problems.len() == before;
                     }
                 }
                 NodeKind::File => {
                     let mut missing = Vec::new();
+                    let mut outside = 0;
                     let res = self.for_each_chunk_list(&n.content, n.content_depth, &mut |ids| {
                         for id in ids {
-                            if !self.chunk_usable(id, bad) {
+                            if !self.chunk_usable(id, w.bad) {
                                 missing.push(*id);
+                            } else if !self.index().contains(id)? {
+                                outside += 1;
                             }
                         }
                         Ok(())
                     });
+                    w.outside_index += outside;
                     if let Err(e) = res {
                         missing.clear();
-                        problems.push(Problem {
+                        w.problems.push(Problem {
                             object: format!("file {p}"),
                             message: e.to_string(),
                             affects: vec![format!("{snap}:{p}")],
@@ -436,7 +447,7 @@ impl Repository {
                         ok = false;
                     }
                     if let Some(first) = missing.first() {
-                        problems.push(Problem {
+                        w.problems.push(Problem {
                             object: format!("blob {}", first.to_hex()),
                             message: format!(
                                 "{} chunk(s) of this file are missing from the index, lie in a damaged pack, or are deltas whose base is",
@@ -451,7 +462,7 @@ impl Repository {
             }
         }
         if ok {
-            good.insert(*tree);
+            w.good.insert(*tree);
         }
     }
 }

@@ -6,8 +6,8 @@
 //! with the target's ids. File digests are plain BLAKE3 of the content, so
 //! they carry over unchanged. A snapshot already copied (the target has one
 //! whose `original` is its id) is skipped, so copying twice copies nothing.
-//! A map of source id → target id in the target's cache lets a later copy
-//! skip reading chunks it copied before (when the target still has them).
+//! Within one run, a map of source id → target id lets shared trees and
+//! lists be copied once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,6 +39,8 @@ pub struct CopySummary {
     pub blobs_added: u64,
     /// Bytes stored in the target (after compression and sealing).
     pub bytes_stored: u64,
+    /// Stale leases and locks removed on the way (described).
+    pub stale_removed: Vec<String>,
 }
 
 struct Copier<'a, 'r> {
@@ -51,26 +53,27 @@ struct Copier<'a, 'r> {
 
 impl Repository {
     /// Copies `snapshots` of `src` into this repository (see the module docs),
-    /// under a lease of `hostname` like a backup (prune leaves its new data
-    /// alone while it runs).
+    /// under a lease like a backup (prune leaves its new data alone while it
+    /// runs). Stale leases and locks removed on the way are in the summary.
     pub fn copy_from(
         &self,
         src: &Repository,
         snapshots: &[(SnapshotId, Snapshot)],
-        hostname: &str,
         progress: &dyn Progress,
     ) -> Result<CopySummary> {
-        let (result, _stale) = self.with_lease(hostname, |writer| {
-            self.copy_leased(src, snapshots, writer, progress)
-        })?;
-        result
+        let (result, stale) =
+            self.with_lease(|lease| self.copy_leased(src, snapshots, lease, progress))?;
+        result.map(|s| CopySummary {
+            stale_removed: stale,
+            ..s
+        })
     }
 
     fn copy_leased(
         &self,
         src: &Repository,
         snapshots: &[(SnapshotId, Snapshot)],
-        writer: &str,
+        lease: &crate::lock::Held<'_>,
         progress: &dyn Progress,
     ) -> Result<CopySummary> {
         let existing: Vec<SnapshotId> = self
@@ -84,20 +87,22 @@ impl Repository {
                 summary.skipped.push(*id);
                 continue;
             }
-            let ((tree, read), added) = with_saver(self, progress, 2, Some(writer), |saver| {
-                let copier = Copier {
-                    src,
-                    saver,
-                    seen: Mutex::new(HashMap::new()),
-                    read: Default::default(),
-                };
-                let tree = copier.tree(&snap.tree)?;
-                Ok((tree, copier.read.into_inner()))
-            })?;
+            let ((tree, read), added) =
+                with_saver(self, progress, 2, Some(lease.key()), |saver| {
+                    let copier = Copier {
+                        src,
+                        saver,
+                        seen: Mutex::new(HashMap::new()),
+                        read: Default::default(),
+                    };
+                    let tree = copier.tree(&snap.tree)?;
+                    Ok((tree, copier.read.into_inner()))
+                })?;
             let mut copy = snap.clone();
             copy.tree = tree;
             copy.parent = None;
             copy.original = Some(*id);
+            lease.ensure_valid()?;
             let new_id = self.save_snapshot(&copy)?;
             summary.copied.push((*id, new_id));
             summary.blobs_read += read;

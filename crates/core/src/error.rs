@@ -92,6 +92,14 @@ pub enum Error {
         /// Who holds it.
         holder: String,
     },
+    /// A lease or lock this process held stopped counting while its work ran
+    /// (see [`crate::lock::Held::ensure_valid`]); the work stopped before
+    /// committing or deleting anything more.
+    #[error("{what}; stopped before committing: run the command again")]
+    LockLost {
+        /// Which lease or lock, and what happened to it.
+        what: String,
+    },
     /// The operation was cancelled by the caller.
     #[error("interrupted; nothing was committed")]
     Interrupted,

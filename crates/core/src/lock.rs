@@ -1,15 +1,29 @@
 //! Leases and the prune lock: how backups and prune stay out of each other's way.
 //!
-//! Backups take no lock. A running backup announces itself with a *lease*
-//! (`locks/lease-<random>`: host, pid, start, expiry), refreshed while it runs
-//! and deleted when it ends; a lease never blocks anything and simply
-//! expires. Prune is exclusive among prunes through `locks/prune`, created
-//! create-only. A lock or lease is *stale* when its expiry has passed, or
-//! when it was taken on this host by a process that no longer exists; the
-//! next prune removes stale ones and says so. Prune deletes data at once only
-//! when no live lease exists; otherwise it records the deletion and a later
-//! prune carries it out (see `prune`). Lock objects are sealed JSON
+//! Backups take no lock. A running backup (or copy) announces itself with a
+//! *lease* (`locks/lease-<32 hex>-<n>`: host, pid, start, expiry); prune and
+//! repair are exclusive among themselves through a *prune lock*
+//! (`locks/prune-<32 hex>-<n>`). Both are [`Held`]: refreshed in the
+//! background while the work runs (objects are immutable, so a refresh writes
+//! `-<n+1>` and then deletes `-<n>`; the name without the count is the
+//! holder's identity), released at the end, and checked with
+//! [`Held::ensure_valid`] before the work commits or deletes anything. A lease
+//! never blocks anything; it simply expires.
+//!
+//! Taking the prune lock is create-then-look: write our own lock object, then
+//! list the prune locks; any other live one means someone else holds it, and
+//! we withdraw ours. Of two contenders at least one sees the other (each
+//! lists after its own create), so two prunes never both proceed.
+//!
+//! A lock or lease is *stale* when its expiry has passed, or when it was taken
+//! on this very machine (same host name, boot and process namespace) by a
+//! process that no longer exists. Stale ones are removed by the next backup,
+//! prune or `vault unlock`, which say so. Lock objects are sealed JSON
 //! (associated data `"vault lock v1"`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -19,12 +33,33 @@ use crate::error::{Error, Result};
 use crate::repository::Repository;
 
 const AD: &[u8] = b"vault lock v1";
-/// How long a backup's lease lasts without a refresh.
-pub const LEASE_SECONDS: i64 = 15 * 60;
-/// How often a running backup refreshes its lease.
-pub const LEASE_REFRESH_SECONDS: u64 = 5 * 60;
-/// How long the prune lock lasts.
-pub const PRUNE_LOCK_SECONDS: i64 = 60 * 60;
+
+/// How long leases and prune locks last and how often their holders refresh them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockTiming {
+    /// How long a lease or lock counts without a refresh.
+    pub lifetime: Duration,
+    /// How often a holder refreshes it.
+    pub refresh: Duration,
+}
+
+impl Default for LockTiming {
+    /// 15 minutes, refreshed every 5: a holder survives two failed refreshes.
+    fn default() -> Self {
+        LockTiming {
+            lifetime: Duration::from_secs(15 * 60),
+            refresh: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl LockTiming {
+    /// How close to its expiry a lease may be when the work commits: the
+    /// commit itself must end before anyone may call the lease stale.
+    fn margin(&self) -> Duration {
+        (self.lifetime / 10).min(Duration::from_secs(60))
+    }
+}
 
 /// What a lock object says about its holder.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -39,30 +74,92 @@ pub struct LockInfo {
     pub started: String,
     /// When it stops counting unless refreshed (RFC 3339).
     pub expires: String,
+    /// The holder's kernel boot (Linux `boot_id`): a pid means something
+    /// only within one boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The holder's pid namespace (containers sharing a host name have their
+    /// own pids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<String>,
+    /// The holder process's start time (clock ticks since boot): tells a
+    /// reused pid from the holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_start: Option<u64>,
+}
+
+/// This machine's host name, as leases and locks record it.
+pub fn this_host() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Start time of process `pid` (field 22 of `/proc/<pid>/stat`), or `None`
+/// when there is no such process.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain anything.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 impl LockInfo {
-    /// A lock for this process, expiring in `seconds`.
-    pub fn new(kind: &str, hostname: &str, seconds: i64) -> LockInfo {
+    /// A lock of `kind` for this process on `hostname`, expiring after `lifetime`.
+    pub fn new(kind: &str, hostname: &str, lifetime: Duration) -> LockInfo {
         let now = jiff::Timestamp::now();
+        let pid = std::process::id();
         LockInfo {
             kind: kind.into(),
             hostname: hostname.into(),
-            pid: std::process::id(),
+            pid,
             started: now.to_string(),
-            expires: (now + jiff::SignedDuration::from_secs(seconds)).to_string(),
+            expires: expiry(now, lifetime).to_string(),
+            boot_id: boot_id(),
+            pid_namespace: pid_namespace(),
+            process_start: process_start(pid),
         }
     }
 
-    /// Expired, or taken on this host by a process that is gone.
-    pub fn is_stale(&self, this_host: &str) -> bool {
+    /// Expired, or taken on this machine by a process that is gone.
+    pub fn is_stale(&self) -> bool {
         let expired = self
             .expires
             .parse::<jiff::Timestamp>()
             .map_or(true, |t| t < jiff::Timestamp::now());
-        let dead = self.hostname == this_host
-            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists();
-        expired || dead
+        expired || self.holder_is_gone()
+    }
+
+    /// True only when the holder provably ran on this machine, in this boot
+    /// and pid namespace, and its process no longer exists (or its pid now
+    /// belongs to a younger process). Anything else (another machine that
+    /// shares the host name, a container, a system without `/proc`) waits
+    /// for the expiry.
+    fn holder_is_gone(&self) -> bool {
+        if self.hostname != this_host() {
+            return false;
+        }
+        let same_machine = self.boot_id.is_some()
+            && self.boot_id == boot_id()
+            && self.pid_namespace.is_some()
+            && self.pid_namespace == pid_namespace();
+        if !same_machine {
+            return false;
+        }
+        match process_start(self.pid) {
+            None => true,
+            Some(start) => self.process_start.is_some_and(|s| s != start),
+        }
     }
 
     /// One line for messages.
@@ -74,65 +171,244 @@ impl LockInfo {
     }
 }
 
-/// The identity of a lease across its refreshes: its name without the
-/// refresh count (`lease-<32 hex>`).
-pub fn lease_key(name: &str) -> &str {
+fn expiry(from: jiff::Timestamp, lifetime: Duration) -> jiff::Timestamp {
+    let d = jiff::SignedDuration::try_from(lifetime).unwrap_or(jiff::SignedDuration::MAX);
+    from.checked_add(d).unwrap_or(jiff::Timestamp::MAX)
+}
+
+/// The identity of a lease or prune lock across its refreshes: its name
+/// without the refresh count (`lease-<32 hex>`, `prune-<32 hex>`).
+pub fn lock_key(name: &str) -> &str {
     match name.rsplit_once('-') {
-        Some((key, n)) if key.starts_with("lease-") && n.bytes().all(|b| b.is_ascii_digit()) => key,
+        Some((key, n))
+            if (key.starts_with("lease-") || key.starts_with("prune-"))
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            key
+        }
         _ => name,
     }
 }
 
-impl Repository {
-    /// Runs `work` under a lease: announces it, removes stale leases and locks
-    /// (best effort; returned described), brings the index cache up to date
-    /// (after the lease exists, so that a prune either sees the lease or
-    /// wrote its new index before this read it), refreshes the lease while
-    /// `work` runs, and releases it after. `work` gets the lease identity to
-    /// record in the index objects it writes.
-    pub fn with_lease<T>(
-        &self,
-        hostname: &str,
-        work: impl FnOnce(&str) -> Result<T> + Send,
-    ) -> Result<(Result<T>, Vec<String>)>
-    where
-        T: Send,
-    {
-        let lease = self.take_lease(hostname)?;
-        let key = lease_key(&lease).to_owned();
-        let stale: Vec<String> = self
-            .remove_stale_locks(hostname)
-            .unwrap_or_default()
-            .iter()
-            .map(LockInfo::describe)
-            .collect();
-        if let Err(e) = self.refresh_index() {
-            let _ = self.release(&lease);
-            return Err(e);
+fn is_prune_lock(name: &str) -> bool {
+    name == "prune" || name.starts_with("prune-")
+}
+
+/// A lease or prune lock this process holds, refreshed in the background
+/// while its work runs.
+pub struct Held<'r> {
+    repo: &'r Repository,
+    key: String,
+    info: LockInfo,
+    state: Mutex<HeldState>,
+}
+
+struct HeldState {
+    /// The current lock object.
+    name: String,
+    /// Its refresh count.
+    count: u64,
+    /// The expiry written in the newest lock object known to be stored.
+    valid_until: jiff::Timestamp,
+}
+
+impl std::fmt::Debug for Held<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held").field("key", &self.key).finish()
+    }
+}
+
+impl<'r> Held<'r> {
+    /// Writes a new lock object of `kind` (`lease` or `prune`).
+    fn take(repo: &'r Repository, kind: &str) -> Result<Held<'r>> {
+        let key = format!(
+            "{kind}-{}",
+            hex::encode(crate::crypto::random_bytes::<16>())
+        );
+        let info = LockInfo::new(kind, &this_host(), repo.lock_timing().lifetime);
+        let name = format!("{key}-0");
+        repo.write_own_lock(&name, &info)?;
+        let valid_until = info.expires.parse().unwrap_or(jiff::Timestamp::MIN);
+        Ok(Held {
+            repo,
+            key,
+            info,
+            state: Mutex::new(HeldState {
+                name,
+                count: 0,
+                valid_until,
+            }),
+        })
+    }
+
+    /// The holder's identity, the same across refreshes (recorded by backups
+    /// in the index objects they write, so prune knows whose packs they are).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The current lock object's name.
+    pub fn name(&self) -> String {
+        self.state().name.clone()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, HeldState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the next lock object, then deletes the previous one. A failed
+    /// refresh leaves the previous object counting until its expiry; the
+    /// next refresh tries again.
+    fn refresh(&self) -> Result<()> {
+        let mut st = self.state();
+        let count = st.count + 1;
+        let new = format!("{}-{count}", self.key);
+        let now = jiff::Timestamp::now();
+        let info = LockInfo {
+            expires: expiry(now, self.repo.lock_timing().lifetime).to_string(),
+            ..self.info.clone()
+        };
+        self.repo.write_own_lock(&new, &info)?;
+        let old = std::mem::replace(&mut st.name, new);
+        st.count = count;
+        st.valid_until = info.expires.parse().unwrap_or(st.valid_until);
+        drop(st);
+        // Best effort: a leftover is the same holder and expires.
+        let _ = self.repo.release(&old);
+        Ok(())
+    }
+
+    /// Fails with [`Error::LockLost`] unless this lease or lock still counts
+    /// and will for a safety margin: its newest object is stored, nobody
+    /// removed it, and its expiry is ahead. Called before committing or
+    /// deleting, so that work whose protection lapsed (a machine suspended
+    /// for longer than the lifetime, a store unreachable for the refreshes,
+    /// `unlock --remove-all`) stops instead of trusting it.
+    pub fn ensure_valid(&self) -> Result<()> {
+        let (name, valid_until) = {
+            let st = self.state();
+            (st.name.clone(), st.valid_until)
+        };
+        let margin = self.repo.lock_timing().margin();
+        let now = jiff::Timestamp::now();
+        if expiry(now, margin) >= valid_until {
+            return Err(Error::LockLost {
+                what: format!(
+                    "{} {name} expired at {valid_until} (refreshes failed, or the process was stopped for longer than its lifetime)",
+                    self.info.kind
+                ),
+            });
         }
-        let lease = std::sync::Mutex::new(lease);
-        let done = std::sync::atomic::AtomicBool::new(false);
+        match self
+            .repo
+            .backend()
+            .size(&Handle::new(FileType::Lock, &name)?)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Err(Error::LockLost {
+                what: format!(
+                    "{} {name} was removed by another process (`vault unlock --remove-all`?)",
+                    self.info.kind
+                ),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs `work` while a background thread refreshes this lease or lock;
+    /// releases it afterwards.
+    fn run<T: Send>(self, work: impl FnOnce(&Held<'r>) -> Result<T> + Send) -> Result<T> {
+        let done = AtomicBool::new(false);
+        let timing = self.repo.lock_timing();
+        let tick = timing.refresh.min(Duration::from_secs(1));
         let result = std::thread::scope(|s| {
             let refresher = s.spawn(|| {
-                let mut last = std::time::Instant::now();
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::park_timeout(std::time::Duration::from_secs(1));
-                    if last.elapsed().as_secs() >= LEASE_REFRESH_SECONDS {
-                        last = std::time::Instant::now();
-                        let mut name = lease.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Ok(new) = self.refresh_lease(&name, hostname) {
-                            *name = new;
-                        }
+                let mut due = std::time::Instant::now() + timing.refresh;
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(tick);
+                    if done.load(Ordering::Relaxed) || std::time::Instant::now() < due {
+                        continue;
                     }
+                    due = std::time::Instant::now()
+                        + match self.refresh() {
+                            Ok(()) => timing.refresh,
+                            // Try again soon: the previous object still counts.
+                            Err(_) => timing.refresh / 5,
+                        };
                 }
             });
-            let r = work(&key);
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            let r = work(&self);
+            done.store(true, Ordering::Relaxed);
             refresher.thread().unpark();
             r
         });
-        let _ = self.release(&lease.into_inner().unwrap_or_else(|p| p.into_inner()));
-        Ok((result, stale))
+        let _ = self.repo.release(&self.name());
+        result
+    }
+}
+
+impl Repository {
+    /// Runs `work` under a lease: announces it (and keeps it refreshed),
+    /// removes stale leases and locks (best effort; returned described),
+    /// brings the index cache up to date (after the lease exists, so that a
+    /// prune either sees the lease or wrote its new index before this read
+    /// it), and releases it after. `work` gets the lease, to record its
+    /// [`Held::key`] in the index objects it writes and to
+    /// [`Held::ensure_valid`] before it commits.
+    pub fn with_lease<T: Send>(
+        &self,
+        work: impl FnOnce(&Held<'_>) -> Result<T> + Send,
+    ) -> Result<(Result<T>, Vec<String>)> {
+        let lease = Held::take(self, "lease")?;
+        let mut stale = Vec::new();
+        let result = lease.run(|lease| {
+            stale = self
+                .remove_stale_locks()
+                .unwrap_or_default()
+                .iter()
+                .map(LockInfo::describe)
+                .collect();
+            self.refresh_index()?;
+            Ok(work(lease))
+        });
+        result.map(|r| (r, stale))
+    }
+
+    /// Runs `work` holding the exclusive prune lock (prune and repair), or
+    /// fails with [`Error::Locked`] naming the holder. Also returns the stale
+    /// prune locks it removed on the way, described.
+    pub fn with_prune_lock<T: Send>(
+        &self,
+        work: impl FnOnce(&Held<'_>) -> Result<T> + Send,
+    ) -> Result<(T, Vec<String>)> {
+        let lock = Held::take(self, "prune")?;
+        let mut replaced = Vec::new();
+        for (name, info) in self.locks()? {
+            if !is_prune_lock(&name) || lock_key(&name) == lock.key() {
+                continue;
+            }
+            let holder = match info {
+                Ok(i) if i.is_stale() => {
+                    match self.release(&name) {
+                        Ok(()) => replaced.push(i.describe()),
+                        Err(Error::Store(e)) if e.is_not_found() => {}
+                        Err(e) => {
+                            let _ = self.release(&lock.name());
+                            return Err(e);
+                        }
+                    }
+                    continue;
+                }
+                Ok(i) => i.describe(),
+                Err(e) => {
+                    format!("an unreadable prune lock {name} ({e}; `vault unlock` removes it)")
+                }
+            };
+            let _ = self.release(&lock.name());
+            return Err(Error::Locked { holder });
+        }
+        lock.run(work).map(|r| (r, replaced))
     }
 
     /// Writes a lock object as given (for tools and tests that need to stage one).
@@ -145,6 +421,16 @@ impl Repository {
         Ok(())
     }
 
+    /// Writes a lock object under a name only this process uses (128 random
+    /// bits): one that exists already is a retried create whose first
+    /// attempt landed.
+    fn write_own_lock(&self, name: &str, info: &LockInfo) -> Result<()> {
+        match self.write_lock(name, info) {
+            Err(Error::Store(e)) if e.kind() == StoreErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
+    }
+
     fn read_lock(&self, name: &str) -> Result<LockInfo> {
         let bytes = self.backend().read(&Handle::new(FileType::Lock, name)?)?;
         let plain = self
@@ -155,109 +441,139 @@ impl Repository {
             .map_err(|e| Error::corrupt(format!("lock {name}"), e.to_string()))
     }
 
-    /// Announces a running backup; returns the lease's name,
-    /// `lease-<32 hex>-<refresh count>`.
-    pub fn take_lease(&self, hostname: &str) -> Result<String> {
-        let name = format!(
-            "lease-{}-0",
-            hex::encode(crate::crypto::random_bytes::<16>())
-        );
-        self.write_lock(&name, &LockInfo::new("lease", hostname, LEASE_SECONDS))?;
-        Ok(name)
-    }
-
-    /// Replaces a lease with a fresh one (objects are immutable); returns the
-    /// new name, which keeps the lease's identity ([`lease_key`]) so a prune
-    /// waiting for this backup keeps waiting.
-    pub fn refresh_lease(&self, old: &str, hostname: &str) -> Result<String> {
-        let new = match old.rsplit_once('-') {
-            Some((key, n)) if key.starts_with("lease-") && n.parse::<u64>().is_ok() => {
-                format!("{key}-{}", n.parse::<u64>().unwrap_or(0) + 1)
-            }
-            _ => format!(
-                "lease-{}-0",
-                hex::encode(crate::crypto::random_bytes::<16>())
-            ),
-        };
-        self.write_lock(&new, &LockInfo::new("lease", hostname, LEASE_SECONDS))?;
-        self.release(old)?;
-        Ok(new)
-    }
-
     /// Deletes a lease or lock.
     pub fn release(&self, name: &str) -> Result<()> {
         self.backend().delete(&Handle::new(FileType::Lock, name)?)?;
         Ok(())
     }
 
-    /// Leases and locks with what they say (unreadable ones count as live
-    /// until they expire by age of listing; they are reported as such).
+    /// Leases and prune locks with what they say. An unreadable one (damaged;
+    /// no working vault writes one) counts as live for prune, which is the
+    /// safe side, and is reported; `vault unlock` removes it.
     pub fn locks(&self) -> Result<Vec<(String, Result<LockInfo>)>> {
-        Ok(self
-            .backend()
-            .list(FileType::Lock)?
-            .into_iter()
-            .filter(|(n, _)| n.starts_with("lease-") || n == "prune")
-            .map(|(n, _)| {
-                let info = self.read_lock(&n);
-                (n, info)
-            })
-            .collect())
+        let mut out = Vec::new();
+        for (n, _) in self.backend().list(FileType::Lock)? {
+            if !(n.starts_with("lease-") || is_prune_lock(&n)) {
+                continue;
+            }
+            match self.read_lock(&n) {
+                // Released between the listing and the read.
+                Err(Error::Store(e)) if e.is_not_found() => {}
+                info => out.push((n, info)),
+            }
+        }
+        Ok(out)
     }
 
-    /// Removes stale leases and locks; returns what was removed, for the caller to report.
-    pub fn remove_stale_locks(&self, this_host: &str) -> Result<Vec<LockInfo>> {
+    /// Removes stale leases and locks; returns what was removed, for the
+    /// caller to report.
+    pub fn remove_stale_locks(&self) -> Result<Vec<LockInfo>> {
         let mut removed = Vec::new();
         for (name, info) in self.locks()? {
             if let Ok(info) = info {
-                if info.is_stale(this_host) {
-                    self.release(&name)?;
-                    removed.push(info);
+                if info.is_stale() {
+                    match self.release(&name) {
+                        Ok(()) => removed.push(info),
+                        Err(Error::Store(e)) if e.is_not_found() => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
         Ok(removed)
     }
 
-    /// Live leases (names), after stale ones were removed.
-    pub fn live_leases(&self, this_host: &str) -> Result<Vec<String>> {
+    /// Removes lock objects that cannot be read (damaged); returns their names.
+    pub fn remove_unreadable_locks(&self) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for (name, info) in self.locks()? {
+            if info.is_err() {
+                self.release(&name)?;
+                removed.push(name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Live leases (names; unreadable ones count as live).
+    pub fn live_leases(&self) -> Result<Vec<String>> {
         Ok(self
             .locks()?
             .into_iter()
-            .filter(|(n, i)| {
-                n.starts_with("lease-") && i.as_ref().map_or(true, |i| !i.is_stale(this_host))
-            })
+            .filter(|(n, i)| n.starts_with("lease-") && i.as_ref().map_or(true, |i| !i.is_stale()))
             .map(|(n, _)| n)
             .collect())
     }
+}
 
-    /// Takes the exclusive prune lock, or fails with [`Error::Locked`] naming
-    /// the holder. Returns the stale lock it replaced, if any.
-    pub fn lock_prune(&self, hostname: &str) -> Result<Option<LockInfo>> {
-        let info = LockInfo::new("prune", hostname, PRUNE_LOCK_SECONDS);
-        let mut replaced = None;
-        for _ in 0..2 {
-            match self.write_lock("prune", &info) {
-                Ok(()) => return Ok(replaced),
-                Err(Error::Store(e)) if e.kind() == StoreErrorKind::AlreadyExists => {
-                    match self.read_lock("prune") {
-                        Ok(holder) if !holder.is_stale(hostname) => {
-                            return Err(Error::Locked {
-                                holder: holder.describe(),
-                            })
-                        }
-                        // Stale (or unreadable, then created by a crashed writer): remove and retry.
-                        other => {
-                            replaced = other.ok();
-                            self.release("prune")?;
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_strip_the_refresh_count_only() {
+        for (name, key) in [
+            ("lease-ab12-0", "lease-ab12"),
+            ("lease-ab12-17", "lease-ab12"),
+            ("prune-ab12-3", "prune-ab12"),
+            ("prune", "prune"),
+            ("lease-ab12-", "lease-ab12-"),
+            ("lease-ab12-x", "lease-ab12-x"),
+            ("pending-ab12-1", "pending-ab12-1"),
+        ] {
+            assert_eq!(lock_key(name), key, "{name}");
         }
-        Err(Error::Locked {
-            holder: "another prune (the lock changed hands while taking it)".into(),
-        })
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_finished_one_is_gone() {
+        let mine = LockInfo::new("lease", &this_host(), Duration::from_secs(60));
+        assert!(!mine.is_stale());
+        if mine.boot_id.is_none() {
+            return; // no /proc: only expiry counts, checked below
+        }
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let dead = LockInfo {
+            pid,
+            ..mine.clone()
+        };
+        assert!(dead.is_stale(), "pid {pid} has exited");
+        // Same pid, another start time: the pid was reused.
+        let reused = LockInfo {
+            process_start: mine.process_start.map(|s| s + 1),
+            ..mine.clone()
+        };
+        assert!(reused.is_stale());
+        // Another boot or namespace: only the expiry can tell.
+        for other in [
+            LockInfo {
+                pid,
+                boot_id: Some("another boot".into()),
+                ..mine.clone()
+            },
+            LockInfo {
+                pid,
+                pid_namespace: Some("pid:[1]".into()),
+                ..mine.clone()
+            },
+            LockInfo {
+                pid,
+                hostname: "elsewhere".into(),
+                ..mine.clone()
+            },
+        ] {
+            assert!(!other.is_stale(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn expired_is_stale_anywhere() {
+        let mut l = LockInfo::new("prune", "elsewhere", Duration::from_secs(60));
+        l.expires = "2020-01-01T00:00:00Z".into();
+        assert!(l.is_stale());
+        l.expires = "not a time".into();
+        assert!(l.is_stale());
     }
 }

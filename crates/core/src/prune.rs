@@ -57,8 +57,6 @@ pub struct PruneOptions {
     pub max_repack_bytes: Option<u64>,
     /// Plan only.
     pub dry_run: bool,
-    /// This host (for leases and locks).
-    pub hostname: String,
 }
 
 impl Default for PruneOptions {
@@ -67,7 +65,6 @@ impl Default for PruneOptions {
             max_unused: 0.05,
             max_repack_bytes: None,
             dry_run: false,
-            hostname: String::new(),
         }
     }
 }
@@ -114,23 +111,25 @@ struct Pending {
 impl Repository {
     /// Runs prune (see the module docs).
     pub fn prune(&self, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
-        let replaced = self.lock_prune(&opts.hostname)?;
-        let result = self.prune_locked(opts, progress).map(|mut r| {
-            r.stale_removed.extend(replaced.map(|l| l.describe()));
-            r
-        });
-        let _ = self.release("prune");
-        result
+        let (mut report, replaced) =
+            self.with_prune_lock(|lock| self.prune_locked(opts, lock, progress))?;
+        report.stale_removed.extend(replaced);
+        Ok(report)
     }
 
-    fn prune_locked(&self, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
+    fn prune_locked(
+        &self,
+        opts: &PruneOptions,
+        lock: &crate::lock::Held<'_>,
+        progress: &dyn Progress,
+    ) -> Result<PruneReport> {
         let mut report = PruneReport {
             dry_run: opts.dry_run,
             ..Default::default()
         };
         if !opts.dry_run {
             report.stale_removed = self
-                .remove_stale_locks(&opts.hostname)?
+                .remove_stale_locks()?
                 .iter()
                 .map(LockInfo::describe)
                 .collect();
@@ -151,7 +150,7 @@ impl Repository {
         let mut attempt = 0;
         let (live, snaps, old_index, private, _guard, writers, mut running) = loop {
             attempt += 1;
-            let live = self.live_leases(&opts.hostname)?;
+            let live = self.live_leases()?;
             let (snaps, damaged) = self.list_snapshots_checked()?;
             if let Some((id, e)) = damaged.first() {
                 return Err(Error::Invalid(format!(
@@ -165,7 +164,7 @@ impl Repository {
             // listed above took its lease before that listing, so this
             // listing finds it if it still runs.
             let mut running = live.clone();
-            for l in self.live_leases(&opts.hostname)? {
+            for l in self.live_leases()? {
                 if !running.contains(&l) {
                     running.push(l);
                 }
@@ -187,7 +186,7 @@ impl Repository {
         let repo = &private;
         let running_keys: HashSet<String> = running
             .iter()
-            .map(|l| crate::lock::lease_key(l).to_owned())
+            .map(|l| crate::lock::lock_key(l).to_owned())
             .collect();
         let in_progress: HashSet<PackId> = writers
             .into_iter()
@@ -196,29 +195,20 @@ impl Repository {
             .collect();
         let pending = repo.pending()?;
 
-        // Packs outside the index (awaiting deletion, or left by an interrupted
-        // prune or backup) may hold blobs a snapshot needs: know what they hold.
+        // Mark. Blobs the index lacks are found in packs outside it (awaiting
+        // deletion, or left by an interrupted prune or backup): see
+        // `Repository::lookup`.
         let known: HashSet<PackId> = repo
             .index()
             .pack_usage()?
             .into_iter()
             .map(|u| u.0)
             .collect();
-        let mut holders: HashMap<BlobId, (PackId, PackEntry)> = HashMap::new();
-        for (pack, size) in stored.iter().filter(|(p, _)| !known.contains(*p)) {
-            if let Ok(entries) = repo.pack_header(pack, *size) {
-                for e in entries {
-                    holders.insert(e.id, (*pack, e));
-                }
-            }
-        }
-
-        // Mark.
         repo.index().clear_marks()?;
         for (_, s) in &snaps {
-            repo.mark_tree(&s.tree, &holders)?;
+            repo.mark_tree(&s.tree)?;
         }
-        repo.mark_bases(&holders)?;
+        repo.mark_bases()?;
 
         // Classify.
         let pending_packs: HashSet<PackId> = pending
@@ -261,8 +251,18 @@ impl Repository {
         let mut rescue: Vec<(PackId, PackEntry)> = Vec::new();
         if !missing.is_empty() {
             for id in &missing {
-                match holders.get(id) {
-                    Some(found) => rescue.push(*found),
+                match repo.lookup(id)? {
+                    Some(l) => rescue.push((
+                        l.pack,
+                        PackEntry {
+                            kind: l.kind,
+                            id: *id,
+                            offset: l.offset,
+                            length: l.length,
+                            raw_length: l.raw_length,
+                            base: l.base,
+                        },
+                    )),
                     None => {
                         return Err(Error::Invalid(format!(
                             "{} blob(s) used by snapshots are in no index and no pack (first: {}); prune removed nothing: run `vault check`",
@@ -302,6 +302,7 @@ impl Repository {
             })?;
         }
         if !dropped.is_empty() {
+            lock.ensure_valid()?;
             repo.rewrite_index(&usage, &dropped, &old_index)?;
         }
 
@@ -317,7 +318,7 @@ impl Repository {
         // reuse blobs of the doomed packs. A lease now, or a snapshot
         // committed since the listing, defers the deletion; the prune that
         // finally deletes marks from every snapshot then present first.
-        for l in repo.live_leases(&opts.hostname)? {
+        for l in repo.live_leases()? {
             if !running.contains(&l) {
                 running.push(l);
             }
@@ -330,6 +331,8 @@ impl Repository {
         // Packs in no index were written by backups whose leases were gone
         // at the first listing: nobody can reuse them.
         let unreferenced: Vec<PackId> = report.unreferenced.clone();
+        // Deleting is only safe while no other prune can have taken over.
+        lock.ensure_valid()?;
         if running.is_empty() && !committed_since {
             doomed.extend(unreferenced);
             for p in &doomed {
@@ -353,79 +356,53 @@ impl Repository {
             }
         }
         // By lease identity: a lease renamed by its refresh is the same backup.
-        let live_set: HashSet<&str> = running.iter().map(|l| crate::lock::lease_key(l)).collect();
+        let live_set: HashSet<&str> = running.iter().map(|l| crate::lock::lock_key(l)).collect();
         // Only once this prune has marked from every snapshot present: a
         // snapshot committed since the listing may need what is pending.
         for (name, p) in pending.into_iter().filter(|_| !committed_since) {
             if p.leases
                 .iter()
-                .all(|l| !live_set.contains(crate::lock::lease_key(l)))
+                .all(|l| !live_set.contains(crate::lock::lock_key(l)))
             {
-                for pack in &p.packs {
+                // A pack indexed again since (by `repair index`) may be in
+                // use now: this run's own classification decided about it.
+                for pack in p.packs.iter().filter(|p| !known.contains(p)) {
                     repo.backend()
                         .delete(&Handle::new(FileType::Pack, pack.to_hex())?)?;
+                    report.deleted_pending += 1;
                 }
-                report.deleted_pending += p.packs.len() as u64;
                 repo.release(&name)?;
             }
         }
         Ok(report)
     }
 
-    /// Reads a blob from the index, or else from a pack outside it.
-    fn read_any(
-        &self,
-        kind: BlobType,
-        id: &BlobId,
-        holders: &HashMap<BlobId, (PackId, PackEntry)>,
-    ) -> Result<Vec<u8>> {
-        match (self.index().contains(id)?, holders.get(id)) {
-            (false, Some((pack, e))) => {
-                let h = Handle::new(FileType::Pack, pack.to_hex())?;
-                let sealed =
-                    self.backend()
-                        .read_range(&h, u64::from(e.offset), u64::from(e.length))?;
-                crate::blob::open_blob(self.keys(), kind, id, &sealed, e.raw_length)
-            }
-            _ => self.read_blob(kind, id),
-        }
-    }
-
-    pub(crate) fn mark_tree(
-        &self,
-        id: &BlobId,
-        holders: &HashMap<BlobId, (PackId, PackEntry)>,
-    ) -> Result<()> {
+    pub(crate) fn mark_tree(&self, id: &BlobId) -> Result<()> {
         if self.index().is_marked(id)? {
             return Ok(());
         }
         self.index().mark_used(&[*id])?;
-        let tree = crate::tree::Tree::decode(id, &self.read_any(BlobType::Tree, id, holders)?)?;
+        let tree = crate::tree::Tree::decode(id, &self.read_blob(BlobType::Tree, id)?)?;
         for n in &tree.nodes {
             match n.kind {
                 NodeKind::Dir => {
                     if let Some(sub) = n.subtree {
-                        self.mark_tree(&sub, holders)?;
+                        self.mark_tree(&sub)?;
                     }
                 }
-                NodeKind::File => self.mark_content(&n.content, n.content_depth, holders)?,
+                NodeKind::File => self.mark_content(&n.content, n.content_depth)?,
                 NodeKind::Symlink => {}
             }
         }
         Ok(())
     }
 
-    fn mark_content(
-        &self,
-        ids: &[BlobId],
-        depth: u8,
-        holders: &HashMap<BlobId, (PackId, PackEntry)>,
-    ) -> Result<()> {
+    fn mark_content(&self, ids: &[BlobId], depth: u8) -> Result<()> {
         self.index().mark_used(ids)?;
         if depth > 0 {
             for list in ids {
-                let children = decode_list(list, &self.read_any(BlobType::List, list, holders)?)?;
-                self.mark_content(&children, depth - 1, holders)?;
+                let children = decode_list(list, &self.read_blob(BlobType::List, list)?)?;
+                self.mark_content(&children, depth - 1)?;
             }
         }
         Ok(())
@@ -433,14 +410,14 @@ impl Repository {
 
     /// Marks the base of every used delta blob, whether the index or only a
     /// pack outside it holds the delta: a kept delta keeps its base.
-    pub(crate) fn mark_bases(&self, holders: &HashMap<BlobId, (PackId, PackEntry)>) -> Result<()> {
+    pub(crate) fn mark_bases(&self) -> Result<()> {
         self.index().mark_bases()?;
-        let bases: Vec<BlobId> = self
-            .index()
-            .marked_but_missing()?
-            .iter()
-            .filter_map(|id| holders.get(id).and_then(|(_, e)| e.base))
-            .collect();
+        let mut bases = Vec::new();
+        for id in self.index().marked_but_missing()? {
+            if let Some(b) = self.lookup(&id)?.and_then(|l| l.base) {
+                bases.push(b);
+            }
+        }
         if self.index().mark_used(&bases)? > 0 {
             // A base is whole, so this adds nothing more; run once for
             // bases the index lists.
@@ -450,9 +427,11 @@ impl Repository {
     }
 
     /// A pack's own header (two ranged reads).
-    fn pack_header(&self, pack: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+    pub(crate) fn pack_header(&self, pack: &PackId, size: u64) -> Result<Vec<PackEntry>> {
         let h = Handle::new(FileType::Pack, pack.to_hex())?;
-        let trailer = self.backend().read_range(&h, size - 4, 4)?;
+        let trailer = self
+            .backend()
+            .read_range(&h, size.saturating_sub(4), 4.min(size))?;
         let len = header_length(pack, &trailer, size)?;
         let sealed = self
             .backend()
@@ -562,8 +541,13 @@ impl Repository {
         let sealed = self
             .keys()
             .seal(PENDING_AD, &serde_json::to_vec(p).expect("serializes"));
-        self.backend()
-            .create(&Handle::new(FileType::Lock, name)?, Bytes::from(sealed))?;
-        Ok(())
+        // A random name: one that exists is this write, retried.
+        match self
+            .backend()
+            .create(&Handle::new(FileType::Lock, name)?, Bytes::from(sealed))
+        {
+            Err(e) if e.kind() != vault_store::StoreErrorKind::AlreadyExists => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::blob::BlobType;
 use crate::error::Result;
 use crate::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::index::IndexFile;
-use crate::pack::{header_length, parse_header, PackEntry};
+use crate::pack::PackEntry;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind, Tree};
@@ -30,6 +30,8 @@ pub struct RepairIndexReport {
     pub damaged: Vec<(PackId, String)>,
     /// Index objects replaced.
     pub replaced: u64,
+    /// Stale prune locks removed on the way (described).
+    pub stale_removed: Vec<String>,
 }
 
 /// Outcome of `repair snapshots`.
@@ -39,23 +41,27 @@ pub struct RepairSnapshotsReport {
     pub repaired: Vec<(SnapshotId, SnapshotId, Vec<String>)>,
     /// Snapshots that needed nothing.
     pub intact: u64,
+    /// Stale prune locks removed on the way (described).
+    pub stale_removed: Vec<String>,
 }
 
 impl Repository {
     /// Rebuilds the index from the headers of every pack, replacing all index
-    /// objects. Takes the prune lock.
-    pub fn repair_index(
-        &self,
-        hostname: &str,
-        progress: &dyn Progress,
-    ) -> Result<RepairIndexReport> {
-        self.lock_prune(hostname)?;
-        let r = self.repair_index_locked(progress);
-        let _ = self.release("prune");
-        r
+    /// objects. Holds the prune lock while it works.
+    pub fn repair_index(&self, progress: &dyn Progress) -> Result<RepairIndexReport> {
+        let (r, replaced) =
+            self.with_prune_lock(|lock| self.repair_index_locked(lock, progress))?;
+        Ok(RepairIndexReport {
+            stale_removed: replaced,
+            ..r
+        })
     }
 
-    fn repair_index_locked(&self, _progress: &dyn Progress) -> Result<RepairIndexReport> {
+    fn repair_index_locked(
+        &self,
+        lock: &crate::lock::Held<'_>,
+        _progress: &dyn Progress,
+    ) -> Result<RepairIndexReport> {
         let old: Vec<IndexId> = self.index_ids()?;
         let packs: Vec<(PackId, u64)> = self
             .backend()
@@ -65,20 +71,7 @@ impl Repository {
             .collect();
         let headers: Vec<(PackId, Result<Vec<PackEntry>>)> = packs
             .par_iter()
-            .map(|(p, size)| {
-                let r = (|| {
-                    let h = Handle::new(FileType::Pack, p.to_hex())?;
-                    let trailer =
-                        self.backend()
-                            .read_range(&h, size.saturating_sub(4), 4.min(*size))?;
-                    let len = header_length(p, &trailer, *size)?;
-                    let sealed =
-                        self.backend()
-                            .read_range(&h, size - 4 - u64::from(len), u64::from(len))?;
-                    parse_header(self.keys(), p, &sealed, *size)
-                })();
-                (*p, r)
-            })
+            .map(|(p, size)| (*p, self.pack_header(p, *size)))
             .collect();
         let mut report = RepairIndexReport::default();
         let mut files = vec![IndexFile::default()];
@@ -104,9 +97,11 @@ impl Repository {
         for (i, mut f) in files.into_iter().enumerate() {
             if i == last {
                 f.supersedes = old.clone();
+                lock.ensure_valid()?;
             }
             self.write_object(FileType::Index, bytes::Bytes::from(f.seal(self.keys())))?;
         }
+        lock.ensure_valid()?;
         for id in &old {
             self.backend()
                 .delete(&Handle::new(FileType::Index, id.to_hex())?)?;
@@ -119,25 +114,27 @@ impl Repository {
     /// Writes a repaired copy of every snapshot that references lost data,
     /// leaving out the files (and directories) that cannot be restored.
     /// With `forget`, the damaged originals are removed afterwards.
-    /// It holds the prune lock (of `hostname`) while it works, as prune and
-    /// repair index do.
+    /// It holds the prune lock while it works, as prune and repair index do.
     pub fn repair_snapshots(
         &self,
         forget: bool,
         dry_run: bool,
-        hostname: &str,
         progress: &dyn Progress,
     ) -> Result<RepairSnapshotsReport> {
-        self.lock_prune(hostname)?;
-        let r = self.repair_snapshots_locked(forget, dry_run, progress);
-        let _ = self.release("prune");
-        r
+        let (r, replaced) = self.with_prune_lock(|lock| {
+            self.repair_snapshots_locked(forget, dry_run, lock, progress)
+        })?;
+        Ok(RepairSnapshotsReport {
+            stale_removed: replaced,
+            ..r
+        })
     }
 
     fn repair_snapshots_locked(
         &self,
         forget: bool,
         dry_run: bool,
+        lock: &crate::lock::Held<'_>,
         progress: &dyn Progress,
     ) -> Result<RepairSnapshotsReport> {
         let mut report = RepairSnapshotsReport::default();
@@ -183,6 +180,7 @@ impl Repository {
                     fixed.tree = tree;
                     fixed.tags.push("repaired".into());
                     fixed.original = Some(id);
+                    lock.ensure_valid()?;
                     let nid = self.save_snapshot(&fixed)?;
                     if forget {
                         self.remove_snapshots(&[id])?;
@@ -196,13 +194,16 @@ impl Repository {
         Ok(report)
     }
 
+    /// Every chunk of the file is usable: indexed, in a pack that exists,
+    /// and (for a delta) with a usable whole base.
     fn file_ok(&self, n: &Node, gone: &HashSet<PackId>) -> bool {
+        let bad = crate::check::Bad {
+            packs: gone,
+            blobs: &HashSet::new(),
+        };
         let mut ok = true;
         let r = self.for_each_chunk_list(&n.content, n.content_depth, &mut |ids| {
-            ok &= ids.iter().all(|i| {
-                self.locate(i)
-                    .is_ok_and(|l| l.kind == BlobType::Data && !gone.contains(&l.pack))
-            });
+            ok &= ids.iter().all(|i| self.chunk_usable(i, &bad));
             Ok(())
         });
         ok && r.is_ok()

@@ -70,6 +70,9 @@ impl Default for InitOptions {
 pub struct OpenOptions {
     /// Directory for local caches; `None` keeps the index cache in memory.
     pub cache_dir: Option<PathBuf>,
+    /// Lifetime and refresh interval of the leases and locks this handle
+    /// takes (shorter ones in tests).
+    pub lock_timing: crate::lock::LockTiming,
 }
 
 /// A key object: the master key sealed under a password.
@@ -159,6 +162,10 @@ pub struct Repository {
     keys: Keys,
     key_id: KeyId,
     index: SqliteIndex,
+    lock_timing: crate::lock::LockTiming,
+    /// Blobs of stored packs that no index object names, read on the first
+    /// index miss (see [`Repository::lookup`]).
+    outside_index: std::sync::OnceLock<HashMap<BlobId, Location>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -338,6 +345,8 @@ impl Repository {
             keys,
             key_id,
             index,
+            lock_timing: opts.lock_timing,
+            outside_index: Default::default(),
         };
         repo.refresh_index()?;
         Ok(repo)
@@ -392,6 +401,8 @@ impl Repository {
             keys: self.keys.clone(),
             key_id: self.key_id,
             index,
+            lock_timing: self.lock_timing,
+            outside_index: Default::default(),
         };
         Ok((
             repo,
@@ -415,6 +426,11 @@ impl Repository {
             .into_iter()
             .filter_map(|(n, _)| IndexId::from_hex(&n))
             .collect())
+    }
+
+    /// Lifetime and refresh interval of the leases and locks this handle takes.
+    pub fn lock_timing(&self) -> crate::lock::LockTiming {
+        self.lock_timing
     }
 
     /// The storage backend.
@@ -593,9 +609,67 @@ impl Repository {
         }
     }
 
+    /// Where a blob is stored: the index, or else a stored pack that no
+    /// index object names. A backup that ran during a prune may have
+    /// committed a snapshot that uses blobs of packs the prune dropped from
+    /// the index (the backup read the index before the prune rewrote it);
+    /// those packs stay until the next prune has copied such blobs back into
+    /// the index, and meanwhile the blobs are read from them here.
+    /// Deduplication never uses these (it asks the index alone), so no backup
+    /// starting later comes to rely on a pack about to go.
+    pub fn lookup(&self, id: &BlobId) -> Result<Option<Location>> {
+        if let Some(l) = self.index.get(id)? {
+            return Ok(Some(l));
+        }
+        Ok(self.outside_index().get(id).copied())
+    }
+
+    /// What the stored packs outside the index hold, read on the first
+    /// index miss (best effort: an unreadable header only means fewer
+    /// fallbacks; these are few, the leftovers of prunes and interrupted
+    /// backups).
+    fn outside_index(&self) -> &HashMap<BlobId, Location> {
+        if let Some(m) = self.outside_index.get() {
+            return m;
+        }
+        let known: HashSet<crate::id::PackId> = self
+            .index
+            .pack_usage()
+            .map(|u| u.into_iter().map(|p| p.0).collect())
+            .unwrap_or_default();
+        let outside: Vec<(crate::id::PackId, u64)> = self
+            .backend
+            .list(FileType::Pack)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(n, size)| crate::id::PackId::from_hex(&n).map(|p| (p, size)))
+            .filter(|(p, _)| !known.contains(p))
+            .collect();
+        let map = outside
+            .par_iter()
+            .flat_map_iter(|(pack, size)| {
+                self.pack_header(pack, *size)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|e| {
+                        let loc = Location {
+                            kind: e.kind,
+                            pack: *pack,
+                            offset: e.offset,
+                            length: e.length,
+                            raw_length: e.raw_length,
+                            base: e.base,
+                        };
+                        (e.id, loc)
+                    })
+            })
+            .collect();
+        self.outside_index.get_or_init(|| map)
+    }
+
     /// Where a blob is stored.
     pub fn locate(&self, id: &BlobId) -> Result<Location> {
-        self.index.get(id)?.ok_or_else(|| {
+        self.lookup(id)?.ok_or_else(|| {
             Error::corrupt(
                 format!("blob {}", id.to_hex()),
                 "not found in the index (its pack or index object is missing)",
@@ -639,7 +713,7 @@ impl Repository {
     /// Reads the base of the delta blob `of`: it must be indexed and whole.
     pub(crate) fn read_base(&self, of: &BlobId, base: &BlobId) -> Result<Vec<u8>> {
         let what = || format!("data blob {}", of.to_hex());
-        if self.index.get(base)?.is_none() {
+        if self.lookup(base)?.is_none() {
             return Err(Error::corrupt(
                 what(),
                 format!("its delta base {} is not in the index", base.to_hex()),
@@ -682,7 +756,7 @@ impl Repository {
         extra.dedup();
         for b in extra {
             // A missing base is reported with the delta that needs it, below.
-            if let Some(loc) = self.index.get(&b)? {
+            if let Some(loc) = self.lookup(&b)? {
                 wanted.push((BlobType::Data, b, loc));
             }
         }

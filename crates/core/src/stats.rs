@@ -3,7 +3,7 @@
 //! free). Marking works in a private index cache, so it never disturbs a
 //! running prune or backup.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use vault_store::FileType;
@@ -93,23 +93,22 @@ impl Repository {
     pub fn snapshot_stats(&self, id: &SnapshotId) -> Result<SnapshotStats> {
         let snaps = self.list_snapshots()?;
         let (private, _guard, _) = self.with_private_index(&self.index_ids()?)?;
-        let none = HashMap::new();
         let this = self.load_snapshot(id)?;
         let idx = private.index();
         // Referenced by this snapshot.
         idx.clear_marks()?;
-        private.mark_tree(&this.tree, &none)?;
-        private.mark_bases(&none)?;
+        private.mark_tree(&this.tree)?;
+        private.mark_bases()?;
         let (blobs, blob_bytes, _) = idx.marked_totals()?;
         // Referenced by the others, then by all: the difference is its own.
         idx.clear_marks()?;
         for (_, s) in snaps.iter().filter(|(other, _)| other != id) {
-            private.mark_tree(&s.tree, &none)?;
+            private.mark_tree(&s.tree)?;
         }
-        private.mark_bases(&none)?;
+        private.mark_bases()?;
         let others = idx.marked_totals()?;
-        private.mark_tree(&this.tree, &none)?;
-        private.mark_bases(&none)?;
+        private.mark_tree(&this.tree)?;
+        private.mark_bases()?;
         let all = idx.marked_totals()?;
         let mut files = 0;
         self.walk(&this, "/", &mut |_, n| {

@@ -4,9 +4,13 @@
 //!
 //! Every call except [`Backend::location`] is an *operation* and is numbered
 //! from 1. [`Backend::create`] and [`Backend::delete`] are also *writes*. A
-//! [`FaultPlan`] decides which operations fail; an injected failure happens
+//! [`FaultPlan`] decides which operations fail. An injected failure happens
 //! before the inner backend is called, so a failed `create` stores nothing and
-//! a failed `delete` removes nothing.
+//! a failed `delete` removes nothing, except for a *lost acknowledgement*
+//! ([`FaultPlan::lose_write_ack`]): the write lands, and the caller hears a
+//! failure (a network timeout after the server stored the object). Objects
+//! are never torn: every backend's `create` is atomic (the conformance suite
+//! checks it), so "torn" writes are these two cases, not partial objects.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +38,13 @@ pub struct FaultPlan {
     pub transient_every: Option<u64>,
     /// Sleep this long at the start of every operation.
     pub latency: Option<std::time::Duration>,
+    /// Only the `n`-th write (1-based) fails, stores nothing, and later ones
+    /// succeed (a one-off rejection).
+    pub fail_write: Option<u64>,
+    /// The `n`-th write (1-based) reaches the inner backend, but the caller
+    /// gets a [`StoreErrorKind::Transient`] error, as when the answer to a
+    /// request that succeeded is lost; a retry then finds the object present.
+    pub lose_write_ack: Option<u64>,
     /// A disk of this many bytes (counting what was created through this
     /// wrapper): a create that would store more in total fails with [`StoreErrorKind::NoSpace`] and stores nothing, as `ENOSPC`
     /// does on a local disk; deletes give the space back.
@@ -88,46 +99,63 @@ impl<B: Backend> FaultyBackend<B> {
     }
 
     /// Start an operation: sleep, count it and decide whether it fails.
-    /// `op` and `object` only shape the error message.
-    fn begin(&self, op: &str, object: &dyn fmt::Display, is_write: bool) -> Result<()> {
+    /// `op` and `object` only shape the error message. `Ok(Some(e))` means:
+    /// carry the write out, then report `e` (a lost acknowledgement).
+    fn begin(
+        &self,
+        op: &str,
+        object: &dyn fmt::Display,
+        is_write: bool,
+    ) -> Result<Option<StoreError>> {
         if let Some(latency) = self.plan.latency {
             std::thread::sleep(latency);
         }
         let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
-        let fail = |kind, what: String| {
+        let error = |kind, what: String| {
             let location = self.inner.location();
-            Err(StoreError::new(
-                kind,
-                format!("cannot {op} {object} in {location}: {what}"),
-            ))
+            StoreError::new(kind, format!("cannot {op} {object} in {location}: {what}"))
         };
         if self.plan.fail_after_ops.is_some_and(|limit| n > limit) {
-            return fail(
+            return Err(error(
                 StoreErrorKind::Other,
                 format!("injected failure (operation {n})"),
-            );
+            ));
         }
         if self
             .plan
             .transient_every
             .is_some_and(|k| k != 0 && n % k == 0)
         {
-            return fail(
+            return Err(error(
                 StoreErrorKind::Transient,
                 format!("injected transient failure (operation {n}; retrying may succeed)"),
-            );
+            ));
         }
         if is_write {
             let w = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
-            if self.plan.fail_writes_after.is_some_and(|limit| w > limit) {
-                return fail(
+            if self.plan.fail_writes_after.is_some_and(|limit| w > limit)
+                || self.plan.fail_write == Some(w)
+            {
+                return Err(error(
                     StoreErrorKind::Other,
                     format!("injected failure (write {w})"),
-                );
+                ));
+            }
+            if self.plan.lose_write_ack == Some(w) {
+                return Ok(Some(error(
+                    StoreErrorKind::Transient,
+                    format!("injected lost acknowledgement (write {w} was carried out)"),
+                )));
             }
         }
-        Ok(())
+        Ok(None)
     }
+}
+
+/// The outcome of a write whose acknowledgement may be lost.
+fn answer(done: Result<()>, lost: Option<StoreError>) -> Result<()> {
+    done?;
+    lost.map_or(Ok(()), Err)
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -142,7 +170,7 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     }
 
     fn create(&self, handle: &Handle, data: Bytes) -> Result<()> {
-        self.begin("create", handle, true)?;
+        let lost = self.begin("create", handle, true)?;
         if let Some(disk) = self.plan.disk_bytes {
             let len = data.len() as u64;
             let used = self.used.fetch_add(len, Ordering::SeqCst) + len;
@@ -157,7 +185,7 @@ impl<B: Backend> Backend for FaultyBackend<B> {
                 ));
             }
         }
-        self.inner.create(handle, data)
+        answer(self.inner.create(handle, data), lost)
     }
 
     fn read(&self, handle: &Handle) -> Result<Bytes> {
@@ -181,7 +209,7 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     }
 
     fn delete(&self, handle: &Handle) -> Result<()> {
-        self.begin("delete", handle, true)?;
+        let lost = self.begin("delete", handle, true)?;
         let freed = match self.plan.disk_bytes {
             Some(_) => self.inner.size(handle).unwrap_or(0),
             None => 0,
@@ -192,7 +220,7 @@ impl<B: Backend> Backend for FaultyBackend<B> {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
                 Some(u.saturating_sub(freed))
             });
-        Ok(())
+        answer(Ok(()), lost)
     }
 }
 
@@ -229,6 +257,34 @@ mod tests {
         // Reads are not writes.
         assert_eq!(b.read(&handle("aa")).unwrap(), Bytes::from_static(b"1"));
         assert_eq!((b.writes(), b.ops()), (4, 5));
+    }
+
+    #[test]
+    fn one_write_fails_or_loses_its_acknowledgement() {
+        let b = faulty(FaultPlan {
+            fail_write: Some(2),
+            lose_write_ack: Some(3),
+            ..FaultPlan::default()
+        });
+        b.create(&handle("aa"), Bytes::from_static(b"1")).unwrap();
+        let err = b
+            .create(&handle("bb"), Bytes::from_static(b"2"))
+            .unwrap_err();
+        assert!(!err.is_transient());
+        assert!(b.inner().read(&handle("bb")).unwrap_err().is_not_found());
+        let err = b
+            .create(&handle("cc"), Bytes::from_static(b"3"))
+            .unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(err.to_string().contains("lost acknowledgement"), "{err}");
+        assert_eq!(
+            b.inner().read(&handle("cc")).unwrap(),
+            Bytes::from_static(b"3")
+        );
+        // Write 4 and later succeed.
+        b.create(&handle("bb"), Bytes::from_static(b"2")).unwrap();
+        b.delete(&handle("aa")).unwrap();
+        assert_eq!(b.inner().list(FileType::Pack).unwrap().len(), 2);
     }
 
     #[test]

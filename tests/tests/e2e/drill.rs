@@ -65,6 +65,7 @@ fn drill_restores_validates_and_reports_rto_rpo_and_finds_damage() {
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["message_type"] == "drill")
         .collect();
     assert_eq!(lines.len(), 2, "one per group: {lines:?}");
     let samples = parse(&std::fs::read_to_string(&metrics).unwrap());

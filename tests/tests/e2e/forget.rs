@@ -106,7 +106,14 @@ fn a_live_prune_lock_blocks_prune_with_exit_11() {
         &vault_core::OpenOptions::default(),
     )
     .unwrap();
-    repo.lock_prune("some-other-host").unwrap();
+    vault_tests::locks::prune_lock(
+        &repo,
+        &vault_core::lock::LockInfo::new(
+            "prune",
+            "some-other-host",
+            std::time::Duration::from_secs(3600),
+        ),
+    );
     let out = h.run(&["prune"]);
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
     assert!(
@@ -161,11 +168,10 @@ fn what_a_killed_backup_leaves_is_removed_by_the_next_command() {
         &vault_core::OpenOptions::default(),
     )
     .unwrap();
-    repo.write_lock(
-        "prune",
-        &vault_core::lock::LockInfo::new("prune", "gone-host", -60),
-    )
-    .unwrap();
+    let mut stalled =
+        vault_core::lock::LockInfo::new("prune", "gone-host", std::time::Duration::from_secs(60));
+    stalled.expires = "2026-01-01T00:00:00Z".into();
+    vault_tests::locks::prune_lock(&repo, &stalled);
     // The next backup runs, removes both, and says so.
     let out = h.run_stdin(&["snapshot", "--stdin", "--stdin-name", "db.sql"], b"day 2");
     assert!(out.status.success(), "{}", stderr(&out));

@@ -124,3 +124,41 @@ fn json_progress_lines_come_before_the_final_object() {
     assert_eq!(u["message_type"], "unlock");
     assert_eq!(u["removed"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn ls_restore_prune_and_metrics_speak_json() {
+    let h = repo(Some("64K"));
+    let data = text_like(300_000, 5);
+    h.snapshot_stdin("db.sql", &data, &[]);
+    let ls: Vec<serde_json::Value> =
+        serde_json::from_slice(&h.ok(&["ls", "latest", "--json"])).unwrap();
+    let file = ls.iter().find(|e| e["path"] == "/db.sql").unwrap();
+    assert_eq!(file["type"], "file");
+    assert_eq!(file["size"], 300_000);
+    let target = h.join("out");
+    let r = last_json(&h.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(
+        (
+            r["message_type"].as_str(),
+            r["files"].as_u64(),
+            r["bytes"].as_u64()
+        ),
+        (Some("summary"), Some(1), Some(300_000))
+    );
+    let p = last_json(&h.ok(&["prune", "--json"]));
+    assert_eq!(p["message_type"], "prune");
+    assert!(p["report"]["packs"].as_u64().unwrap() >= 1, "{p}");
+    let m = last_json(&h.ok(&["metrics", "--json"]));
+    let rows = m["metrics"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["name"] == "vault_snapshots" && r["value"] == 1.0),
+        "{m}"
+    );
+}

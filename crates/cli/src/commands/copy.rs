@@ -22,6 +22,7 @@ pub fn run(ctx: &Context<'_>, args: &CopyArgs) -> Result<Outcome, CliError> {
         &password,
         &OpenOptions {
             cache_dir: ctx.cache_dir(),
+            lock_timing: crate::context::lock_timing(),
         },
     )?;
     let filter = SnapshotFilter::from(&args.filter);
@@ -37,9 +38,10 @@ pub fn run(ctx: &Context<'_>, args: &CopyArgs) -> Result<Outcome, CliError> {
             .collect::<Result<Vec<_>, _>>()?
     };
     let progress = crate::progress::TermProgress::new("copy", ctx.global.quiet, ctx.global.json);
-    let sum = target.copy_from(&src, &chosen, &crate::context::hostname(), &progress);
+    let sum = target.copy_from(&src, &chosen, &progress);
     progress.finish();
     let sum = sum?;
+    crate::output::report_stale(ctx.global.json, &sum.stale_removed);
     if ctx.global.json {
         let copied: Vec<_> = sum
             .copied

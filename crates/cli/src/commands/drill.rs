@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use vault_core::tree::NodeKind;
-use vault_core::{NoProgress, RestoreOptions, Snapshot, SnapshotFilter, SnapshotId};
+use vault_core::{RestoreOptions, Snapshot, SnapshotFilter, SnapshotId};
 
 use crate::cli::DrillArgs;
 use crate::context::Context;
@@ -66,12 +66,28 @@ fn latest_per_group(
     groups
 }
 
+/// Forwards progress, except the per-file totals of `dump`.
+struct WholeSnapshot<'a>(&'a dyn vault_core::Progress);
+
+impl vault_core::Progress for WholeSnapshot<'_> {
+    fn file(&self, path: &Path) {
+        self.0.file(path)
+    }
+    fn bytes(&self, n: u64) {
+        self.0.bytes(n)
+    }
+    fn warning(&self, path: &Path, message: &str) {
+        self.0.warning(path, message)
+    }
+}
+
 /// Restores (or verifies) one snapshot; returns (files, bytes).
 fn rehearse(
     repo: &vault_core::Repository,
     snap: &Snapshot,
     target: Option<&Path>,
     validate: Option<&str>,
+    progress: &dyn vault_core::Progress,
 ) -> Result<(u64, u64), String> {
     let mut files: Vec<String> = Vec::new();
     repo.walk(snap, "/", &mut |path, node| {
@@ -83,17 +99,20 @@ fn rehearse(
     .map_err(|e| e.to_string())?;
     let Some(target) = target else {
         // Verify only: every chunk is read, decrypted and checked against its
-        // id, and every file against its whole-content digest.
+        // id, and every file against its whole-content digest. Progress
+        // counts towards the whole snapshot, not each file.
+        progress.total(snap.summary.bytes_total);
+        let whole = WholeSnapshot(progress);
         let mut total = 0;
         for f in &files {
             total += repo
-                .dump(snap, f, &mut std::io::sink(), &NoProgress)
+                .dump(snap, f, &mut std::io::sink(), &whole)
                 .map_err(|e| format!("{f}: {e}"))?;
         }
         return Ok((files.len() as u64, total));
     };
     let summary = repo
-        .restore(snap, target, &RestoreOptions::default(), &NoProgress)
+        .restore(snap, target, &RestoreOptions::default(), progress)
         .map_err(|e| e.to_string())?;
     if let Some(first) = summary.errors.first() {
         return Err(format!(
@@ -173,7 +192,16 @@ pub fn run(ctx: &Context<'_>, args: &DrillArgs) -> Result<Outcome, CliError> {
             Some(scratch.path().to_owned())
         };
         let started = Instant::now();
-        let r = rehearse(&repo, &snap, target.as_deref(), args.validate.as_deref());
+        let progress =
+            crate::progress::TermProgress::new("drill", ctx.global.quiet, ctx.global.json);
+        let r = rehearse(
+            &repo,
+            &snap,
+            target.as_deref(),
+            args.validate.as_deref(),
+            &progress,
+        );
+        progress.finish();
         let seconds = started.elapsed().as_secs_f64();
         let age = now - super::metrics::snapshot_seconds(&snap.time);
         let mut error = r.as_ref().err().cloned();

@@ -3,7 +3,7 @@
 use vault_core::prune::PruneOptions;
 
 use crate::cli::PruneOpts;
-use crate::context::{hostname, Context};
+use crate::context::Context;
 use crate::output::bytes;
 use crate::{CliError, Outcome};
 
@@ -29,21 +29,18 @@ pub fn run(ctx: &Context<'_>, opts: &PruneOpts, dry_run: bool) -> Result<Outcome
         max_unused: fraction(&opts.max_unused)?,
         max_repack_bytes: opts.max_repack_size,
         dry_run,
-        hostname: hostname(),
     };
     let progress = crate::progress::TermProgress::new("prune", ctx.global.quiet, ctx.global.json);
     let r = repo.prune(&options, &progress);
     progress.finish();
     let r = r?;
+    crate::output::report_stale(ctx.global.json, &r.stale_removed);
     if ctx.global.json {
         println!(
             "{}",
             serde_json::json!({"message_type": "prune", "report": r})
         );
         return Ok(Outcome::Success);
-    }
-    for s in &r.stale_removed {
-        eprintln!("removed stale {s}");
     }
     if !ctx.global.quiet {
         println!(

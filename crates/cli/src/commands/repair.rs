@@ -3,14 +3,15 @@
 use vault_core::NoProgress;
 
 use crate::cli::RepairCommand;
-use crate::context::{hostname, Context};
+use crate::context::Context;
 use crate::{CliError, Outcome};
 
 pub fn run(ctx: &Context<'_>, cmd: &RepairCommand) -> Result<Outcome, CliError> {
     let repo = ctx.open()?;
     match cmd {
         RepairCommand::Index => {
-            let r = repo.repair_index(&hostname(), &NoProgress)?;
+            let r = repo.repair_index(&NoProgress)?;
+            crate::output::report_stale(ctx.global.json, &r.stale_removed);
             if ctx.global.json {
                 println!(
                     "{}",
@@ -35,8 +36,8 @@ pub fn run(ctx: &Context<'_>, cmd: &RepairCommand) -> Result<Outcome, CliError> 
             }
         }
         RepairCommand::Snapshots { forget, dry_run } => {
-            let r =
-                repo.repair_snapshots(*forget, *dry_run, &crate::context::hostname(), &NoProgress)?;
+            let r = repo.repair_snapshots(*forget, *dry_run, &NoProgress)?;
+            crate::output::report_stale(ctx.global.json, &r.stale_removed);
             if ctx.global.json {
                 println!(
                     "{}",

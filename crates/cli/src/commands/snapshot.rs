@@ -273,16 +273,7 @@ fn backup(
     let done = repo.snapshot(source, &opts, &progress);
     progress.finish();
     let done = done?;
-    for stale in &done.stale_removed {
-        if ctx.global.json {
-            eprintln!(
-                "{}",
-                serde_json::json!({"message_type": "stale_lock_removed", "lock": stale})
-            );
-        } else {
-            eprintln!("vault: removed a stale {stale}");
-        }
-    }
+    crate::output::report_stale(ctx.global.json, &done.stale_removed);
     for w in &done.warnings {
         if ctx.global.json {
             eprintln!(

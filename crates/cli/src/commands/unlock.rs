@@ -1,7 +1,7 @@
 //! `vault unlock`
 
 use crate::cli::UnlockArgs;
-use crate::context::{hostname, Context};
+use crate::context::Context;
 use crate::{CliError, Outcome};
 
 pub fn run(ctx: &Context<'_>, args: &UnlockArgs) -> Result<Outcome, CliError> {
@@ -18,10 +18,17 @@ pub fn run(ctx: &Context<'_>, args: &UnlockArgs) -> Result<Outcome, CliError> {
         }
     } else {
         removed = repo
-            .remove_stale_locks(&hostname())?
+            .remove_stale_locks()?
             .iter()
             .map(|i| format!("stale {}", i.describe()))
             .collect();
+        // No working vault writes an unreadable lock: it is damage, and it
+        // would keep prune deferring forever.
+        removed.extend(
+            repo.remove_unreadable_locks()?
+                .into_iter()
+                .map(|n| format!("unreadable lock object {n}")),
+        );
     }
     if ctx.global.json {
         println!(

@@ -132,9 +132,8 @@ impl Repository {
         opts: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<BackupResult> {
-        let (result, stale_removed) = self.with_lease(&opts.hostname, |writer| {
-            self.snapshot_leased(source, opts, progress, writer)
-        })?;
+        let (result, stale_removed) =
+            self.with_lease(|lease| self.snapshot_leased(source, opts, progress, lease))?;
         result.map(|r| BackupResult { stale_removed, ..r })
     }
 
@@ -143,21 +142,26 @@ impl Repository {
         source: Source<'_>,
         opts: &BackupOptions,
         progress: &dyn Progress,
-        writer: &str,
+        lease: &crate::lock::Held<'_>,
     ) -> Result<BackupResult> {
         let started = Instant::now();
         crate::snapshot::parse_time(&opts.time)?;
         let cutter = Cutter::new(self.config().chunker, self.keys().chunker_seed);
         let counters = Counters::default();
-        let ((kind, paths, command, parent, tree, warnings), added) =
-            with_saver(self, progress, opts.upload_threads, Some(writer), |saver| {
+        let ((kind, paths, command, parent, tree, warnings), added) = with_saver(
+            self,
+            progress,
+            opts.upload_threads,
+            Some(lease.key()),
+            |saver| {
                 let stream = StreamSaver {
                     saver,
                     cutter: &cutter,
                     cancel: opts.cancel.as_deref(),
                 };
                 self.save_source(source, opts, stream, &counters, progress)
-            })?;
+            },
+        )?;
         if opts
             .cancel
             .as_ref()
@@ -194,6 +198,9 @@ impl Repository {
             program_version: env!("CARGO_PKG_VERSION").to_owned(),
             original: None,
         };
+        // Everything the snapshot references was protected by the lease (a
+        // concurrent prune defers deleting it); only commit while it still is.
+        lease.ensure_valid()?;
         let id = self.save_snapshot(&snapshot)?;
         Ok(BackupResult {
             id,
