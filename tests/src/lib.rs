@@ -521,3 +521,26 @@ pub mod library {
         out
     }
 }
+
+impl Harness {
+    /// Runs the shell `script` (with `set -eu`) in a mount namespace of its
+    /// own, so it can mount a small tmpfs or a read-only bind mount that
+    /// vanishes with it: as root `unshare -m`, else in a user namespace
+    /// (`unshare -Urm`). `$VAULT` is the binary; the harness's environment
+    /// applies, then `env`. Returns the script's output (any status).
+    pub fn in_mount_namespace(&self, script: &str, env: &[(&str, &Path)]) -> Output {
+        let mut c = Command::new("unshare");
+        c.args(if servers::is_root() {
+            &["-m"][..]
+        } else {
+            &["-U", "-r", "-m"][..]
+        });
+        c.args(["sh", "-euc", script]);
+        self.configure(&mut c);
+        c.env("VAULT", &self.bin);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run unshare (util-linux)")
+    }
+}

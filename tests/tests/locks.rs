@@ -312,3 +312,86 @@ fn a_deferred_deletion_spares_packs_indexed_again_by_repair() {
     assert!(report.is_ok(), "{:?}", report.problems);
     assert!(dump(&repo, &again.id) == day1);
 }
+
+#[test]
+fn packs_an_interrupted_backup_left_unindexed_are_adopted_by_the_next() {
+    let mem = new_repo();
+    let data = random_like(6 << 20, 31);
+    // The packs are stored, but no index object ever is: the backup fails.
+    let no_index: Arc<dyn Backend> = Arc::new(FaultyBackend::new(
+        mem.clone(),
+        FaultPlan {
+            fail_creates_of: Some(FileType::Index),
+            ..Default::default()
+        },
+    ));
+    let err = open(no_index)
+        .snapshot(stream(data.clone()), &backup_opts(1), &NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    let orphans = mem.list(FileType::Pack).unwrap().len();
+    let orphan_bytes: u64 = mem.list(FileType::Pack).unwrap().iter().map(|p| p.1).sum();
+    assert!(orphans >= 4, "{orphans} packs stored");
+    // While a prune holds the lock, nothing is adopted (the prune may be
+    // deleting exactly these packs).
+    let repo = open(mem.clone());
+    let held = locks::prune_lock(
+        &repo,
+        &vault_core::lock::LockInfo::new("prune", "elsewhere", Duration::from_secs(600)),
+    );
+    let wary = repo
+        .snapshot(stream(b"tiny".to_vec()), &backup_opts(2), &NoProgress)
+        .unwrap();
+    assert_eq!(wary.resumed_packs, 0);
+    repo.release(&held).unwrap();
+    // Then the retry adopts them and uploads almost nothing.
+    let before: u64 = mem.list(FileType::Pack).unwrap().iter().map(|p| p.1).sum();
+    let done = repo
+        .snapshot(stream(data.clone()), &backup_opts(3), &NoProgress)
+        .unwrap();
+    let after: u64 = mem.list(FileType::Pack).unwrap().iter().map(|p| p.1).sum();
+    assert!(
+        done.resumed_packs as usize >= orphans,
+        "{}",
+        done.resumed_packs
+    );
+    // Nothing the orphans hold is uploaded again (the data is incompressible,
+    // so stored bytes are about the input's).
+    assert!(
+        orphan_bytes + (after - before) < data.len() as u64 + (256 << 10),
+        "uploaded {} of {} again, {orphan_bytes} were stored already",
+        after - before,
+        data.len()
+    );
+    let repo = open(mem.clone());
+    assert!(dump(&repo, &done.id) == data);
+    assert!(repo.check(ReadData::All, &NoProgress).unwrap().is_ok());
+}
+
+#[test]
+fn packs_awaiting_deletion_are_never_adopted() {
+    let mem = new_repo();
+    let repo = open(mem.clone());
+    let day1 = random_like(3 << 20, 41);
+    let d1 = backup(&repo, 1, &day1);
+    backup(&repo, 2, &text_like(1 << 20, 42));
+    let lease = locks::lease(&repo, "other-host");
+    repo.remove_snapshots(&[d1]).unwrap();
+    let r = repo.prune(&PruneOptions::default(), &NoProgress).unwrap();
+    assert!(r.deferred > 0, "{r:?}");
+    // Day 1's packs are outside the index, but a prune recorded them for
+    // deletion: a backup of day 1 stores it anew instead of adopting them.
+    let again = repo
+        .snapshot(stream(day1.clone()), &backup_opts(3), &NoProgress)
+        .unwrap();
+    assert_eq!(again.resumed_packs, 0);
+    assert!(again.snapshot.summary.bytes_added >= day1.len() as u64);
+    repo.release(&lease).unwrap();
+    let r = open(mem.clone())
+        .prune(&PruneOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(r.deleted_pending > 0, "{r:?}");
+    let repo = open(mem.clone());
+    assert!(dump(&repo, &again.id) == day1);
+    assert!(repo.check(ReadData::All, &NoProgress).unwrap().is_ok());
+}

@@ -513,6 +513,15 @@ impl Repository {
         Ok(())
     }
 
+    /// Packs that earlier prunes left for a later one to delete.
+    pub(crate) fn pending_packs(&self) -> Result<Vec<PackId>> {
+        Ok(self
+            .pending()?
+            .into_iter()
+            .flat_map(|(_, p)| p.packs)
+            .collect())
+    }
+
     fn pending(&self) -> Result<Vec<(String, Pending)>> {
         let mut out = Vec::new();
         for (name, _) in self.backend().list(FileType::Lock)? {

@@ -45,6 +45,9 @@ pub struct FaultPlan {
     /// gets a [`StoreErrorKind::Transient`] error, as when the answer to a
     /// request that succeeded is lost; a retry then finds the object present.
     pub lose_write_ack: Option<u64>,
+    /// Every create of this object type fails and stores nothing (e.g.
+    /// packs are stored but their index objects never are).
+    pub fail_creates_of: Option<FileType>,
     /// A disk of this many bytes (counting what was created through this
     /// wrapper): a create that would store more in total fails with [`StoreErrorKind::NoSpace`] and stores nothing, as `ENOSPC`
     /// does on a local disk; deletes give the space back.
@@ -171,6 +174,16 @@ impl<B: Backend> Backend for FaultyBackend<B> {
 
     fn create(&self, handle: &Handle, data: Bytes) -> Result<()> {
         let lost = self.begin("create", handle, true)?;
+        if self.plan.fail_creates_of == Some(handle.kind()) {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!(
+                    "cannot create {handle} in {}: injected failure ({} objects)",
+                    self.inner.location(),
+                    handle.kind()
+                ),
+            ));
+        }
         if let Some(disk) = self.plan.disk_bytes {
             let len = data.len() as u64;
             let used = self.used.fetch_add(len, Ordering::SeqCst) + len;

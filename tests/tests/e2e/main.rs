@@ -35,6 +35,7 @@ mod inspect;
 mod keys;
 mod profiles;
 mod realdata;
+mod resources;
 mod roundtrip;
 
 /// A harness for the binary built with this test, on a local repository.

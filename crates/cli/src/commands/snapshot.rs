@@ -302,6 +302,7 @@ fn backup(
                 "bytes_stored": s.bytes_stored,
                 "blobs_added": s.blobs_added,
                 "blobs_delta": s.blobs_delta,
+                "packs_resumed": done.resumed_packs,
                 "errors": s.errors,
                 "duration_seconds": s.duration_seconds,
             })
@@ -321,6 +322,12 @@ fn backup(
             s.duration_seconds,
             rate(s.bytes_read, s.duration_seconds)
         );
+        if done.resumed_packs > 0 {
+            println!(
+                "reused {} pack(s) an interrupted backup had stored",
+                done.resumed_packs
+            );
+        }
         if s.blobs_delta > 0 {
             println!(
                 "{} of {} new chunks stored as deltas of similar chunks",

@@ -7,6 +7,7 @@
 //! is committed: the packs already stored are unreferenced until a later
 //! backup reuses them or prune removes them.
 
+mod resume;
 pub(crate) mod saver;
 mod stream;
 mod walk;
@@ -95,6 +96,9 @@ pub struct BackupResult {
     /// Stale leases and locks of dead or stalled processes this backup
     /// removed (described, for the caller to report).
     pub stale_removed: Vec<String>,
+    /// Packs left unindexed by interrupted backups that this one indexed
+    /// and reused (see `archiver::resume`).
+    pub resumed_packs: u64,
 }
 
 fn validate_name(name: &str) -> Result<String> {
@@ -146,6 +150,7 @@ impl Repository {
     ) -> Result<BackupResult> {
         let started = Instant::now();
         crate::snapshot::parse_time(&opts.time)?;
+        let resumed_packs = self.adopt_orphans(lease)?;
         let cutter = Cutter::new(self.config().chunker, self.keys().chunker_seed);
         let counters = Counters::default();
         let ((kind, paths, command, parent, tree, warnings), added) = with_saver(
@@ -207,6 +212,7 @@ impl Repository {
             snapshot,
             warnings,
             stale_removed: Vec::new(),
+            resumed_packs,
         })
     }
 
