@@ -296,5 +296,70 @@ fn progress_events_add_up_to_the_summary() {
     let mut out = Vec::new();
     repo.dump(&done.snapshot, "db.sql", &mut out, &rec).unwrap();
     assert_eq!(rec.bytes.load(SeqCst), data.len() as u64);
+    assert_eq!(rec.total.load(SeqCst), data.len() as u64);
     assert!(out == data);
+    // So does a restore into a directory, file by file.
+    let rec = Recorder::default();
+    let dir = tempfile::tempdir().unwrap();
+    repo.restore(
+        &done.snapshot,
+        dir.path(),
+        &vault_core::RestoreOptions::default(),
+        &rec,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            rec.total.load(SeqCst),
+            rec.bytes.load(SeqCst),
+            rec.files.load(SeqCst)
+        ),
+        (data.len() as u64, data.len() as u64, 1)
+    );
+    // check --read-data: the total is the packs it will read, and it reads them.
+    let rec = Recorder::default();
+    let report = repo.check(vault_core::check::ReadData::All, &rec).unwrap();
+    assert!(report.is_ok());
+    assert_eq!(rec.total.load(SeqCst), report.bytes_read);
+    assert_eq!(rec.bytes.load(SeqCst), report.bytes_read);
+    assert!(report.bytes_read > 0);
+    // copy: the bytes of the snapshots it copies, and the files.
+    let target = Arc::new(MemoryBackend::new());
+    init(target.clone());
+    let target = open(target).unwrap();
+    let rec = Recorder::default();
+    let snaps = repo.list_snapshots().unwrap();
+    let copied = target.copy_from(&repo, &snaps, &rec).unwrap();
+    assert_eq!(copied.copied.len(), 1);
+    assert_eq!(
+        (
+            rec.total.load(SeqCst),
+            rec.bytes.load(SeqCst),
+            rec.files.load(SeqCst)
+        ),
+        (data.len() as u64, data.len() as u64, 1)
+    );
+    assert!(rec.added.load(SeqCst) >= data.len() as u64 / 2);
+    // prune: what it repacks. One stream of X then Y fills packs that mix
+    // both near the seam; once only a snapshot of X is kept, those packs
+    // are partly used and repacked.
+    let x = vault_tests::random_like(3 << 20, 10);
+    let mut xy = x.clone();
+    xy.extend_from_slice(&vault_tests::random_like(3 << 20, 11));
+    let both = backup(&repo, "xy.bin", &xy).unwrap();
+    backup(&repo, "xy.bin", &x).unwrap();
+    repo.remove_snapshots(&[both.id]).unwrap();
+    let rec = Recorder::default();
+    let r = repo
+        .prune(
+            &vault_core::prune::PruneOptions {
+                max_unused: 0.0,
+                ..Default::default()
+            },
+            &rec,
+        )
+        .unwrap();
+    assert!(!r.repack.is_empty(), "{r:?}");
+    assert!(rec.total.load(SeqCst) > 0, "{r:?}");
+    assert_eq!(rec.bytes.load(SeqCst), rec.total.load(SeqCst), "{r:?}");
 }

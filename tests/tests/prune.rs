@@ -138,10 +138,19 @@ fn a_delta_committed_during_a_prune_keeps_its_base() {
 /// A store that, when prune writes its first new index object, lets a backup
 /// announce itself: one that started after prune listed the leases but read
 /// the old index (so it may reuse blobs prune is about to drop).
-#[derive(Debug)]
+type Hook = Box<dyn Fn(&Repository) + Send + Sync>;
+
 struct LateBackup {
     inner: Arc<MemoryBackend>,
     fired: std::sync::atomic::AtomicBool,
+    /// What happens then (default: a lease of another host appears).
+    hook: Option<Hook>,
+}
+
+impl std::fmt::Debug for LateBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateBackup").finish_non_exhaustive()
+    }
 }
 
 impl Backend for LateBackup {
@@ -156,7 +165,11 @@ impl Backend for LateBackup {
         if h.kind() == FileType::Index
             && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            locks::lease(&open(self.inner.clone()), "late-host");
+            let repo = open(self.inner.clone());
+            match &self.hook {
+                Some(h) => h(&repo),
+                None => drop(locks::lease(&repo, "late-host")),
+            }
         }
         Ok(())
     }
@@ -191,6 +204,7 @@ fn a_backup_that_starts_during_a_prune_defers_the_deletion() {
     let late = Arc::new(LateBackup {
         inner: mem.clone(),
         fired: Default::default(),
+        hook: None,
     });
     let r = open(late.clone()).prune(&opts(), &NoProgress).unwrap();
     assert!(late.fired.load(std::sync::atomic::Ordering::SeqCst));
@@ -200,15 +214,22 @@ fn a_backup_that_starts_during_a_prune_defers_the_deletion() {
     );
 }
 
+/// Six days; day 1 forgotten and pruned while a backup of another host runs:
+/// the deletion is deferred. Returns the days and that backup's lease.
+fn deferred_under_a_lease(repo: &Repository) -> (Vec<(SnapshotId, Vec<u8>)>, String) {
+    let days = six_days(repo);
+    let lease = locks::lease(repo, "other-host");
+    repo.remove_snapshots(&[days[0].0]).unwrap();
+    let r = repo.prune(&opts(), &NoProgress).unwrap();
+    assert!(r.deferred > 0, "{r:?}");
+    (days, lease)
+}
+
 #[test]
 fn a_refreshed_lease_still_holds_back_a_deferred_deletion() {
     let mem = new_repo();
     let repo = open(mem.clone());
-    let days = six_days(&repo);
-    let lease = locks::lease(&repo, "other-host");
-    repo.remove_snapshots(&[days[0].0]).unwrap();
-    let r = repo.prune(&opts(), &NoProgress).unwrap();
-    assert!(r.deferred > 0, "{r:?}");
+    let (_, lease) = deferred_under_a_lease(&repo);
     // The backup refreshes its lease (a new object, a new name).
     let lease = locks::refresh(&repo, &lease, "other-host");
     let r = open(mem.clone()).prune(&opts(), &NoProgress).unwrap();
@@ -418,4 +439,34 @@ fn prune_failing_or_losing_answers_beside_a_running_backup_keeps_everything() {
         }
     }
     assert!(broken as u64 >= writes, "only {broken} prunes were broken");
+}
+
+#[test]
+fn a_due_deferred_deletion_is_carried_out_while_other_backups_commit() {
+    let mem = new_repo();
+    let repo = open(mem.clone());
+    let (days, lease) = deferred_under_a_lease(&repo);
+    repo.release(&lease).unwrap();
+    // A busy fleet: another backup commits while the next prune runs. The
+    // deferred deletion is due (its backup ended) and goes ahead anyway.
+    repo.remove_snapshots(&[days[1].0]).unwrap();
+    let busy = Arc::new(LateBackup {
+        inner: mem.clone(),
+        fired: Default::default(),
+        hook: Some(Box::new(|repo: &Repository| {
+            backup(repo, 20, &text_like(1 << 20, 99));
+        })),
+    });
+    let r = open(busy.clone()).prune(&opts(), &NoProgress).unwrap();
+    assert!(busy.fired.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(r.deleted_pending > 0, "{r:?}");
+    // This run's own deletions wait: a snapshot was committed meanwhile.
+    assert!(r.deferred > 0, "{r:?}");
+    let repo = open(mem.clone());
+    let report = repo.check(ReadData::All, &NoProgress).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    for (id, data) in &days[2..] {
+        assert!(dump(&repo, id) == *data);
+    }
+    assert_eq!(repo.list_snapshots().unwrap().len(), 5);
 }

@@ -29,7 +29,7 @@ pub struct Cli {
 /// Options every command accepts.
 #[derive(Clone, Debug, Args)]
 pub struct GlobalArgs {
-    /// Repository: a directory path or file:///path.
+    /// Repository: a directory path, file:///path, or s3://BUCKET/PREFIX (also gs://, az://).
     #[arg(short = 'r', long, env = "VAULT_REPOSITORY", global = true)]
     pub repo: Option<String>,
     /// Read the password from this file (first line).
@@ -388,7 +388,8 @@ pub struct ForgetArgs {
     /// Show what would be removed, remove nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Apply the retention of each profile in this TOML file (see examples/vault.toml).
+    /// Apply the retention of each profile in this TOML file (see examples/vault.toml), each in
+    /// its profile's repository. With snapshot ids, only a --profile's retention applies.
     #[arg(long, env = "VAULT_CONFIG")]
     pub config: Option<PathBuf>,
     /// With --config: only this profile.

@@ -47,6 +47,10 @@ pub struct Profile {
     pub command: Option<String>,
     /// Name of the stream in the snapshot.
     pub stdin_name: Option<String>,
+    /// A command run before the backup (e.g. one that asks Typesense for a
+    /// snapshot directory); split like a shell would, run without a shell. If
+    /// it fails, the profile fails and no snapshot is made.
+    pub before: Option<String>,
     /// How long to keep the snapshots.
     pub retention: Option<RetentionPolicy>,
 }

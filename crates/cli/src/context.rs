@@ -15,6 +15,17 @@ pub struct Context<'a> {
     pub global: &'a GlobalArgs,
 }
 
+/// The global options with `repository` (a profile's own) in place of
+/// `--repo`, when given.
+pub fn with_repository(global: &GlobalArgs, repository: Option<&str>) -> GlobalArgs {
+    GlobalArgs {
+        repo: repository
+            .map(str::to_owned)
+            .or_else(|| global.repo.clone()),
+        ..global.clone()
+    }
+}
+
 impl Context<'_> {
     /// The repository location, required.
     pub fn backend(&self) -> Result<Arc<dyn Backend>, CliError> {

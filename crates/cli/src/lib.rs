@@ -74,7 +74,24 @@ impl From<vault_store::StoreError> for CliError {
 
 /// Entry point of the `vault` binary.
 pub fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print and succeed; usage errors exit 2, as one
+        // JSON object on stderr when --json was asked for.
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            let message = e.kind().to_string();
+            let detail = e.to_string();
+            let first = detail
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or(&message)
+                .trim_start_matches("error: ");
+            let obj = serde_json::json!({"message_type": "error", "code": 2, "message": first});
+            eprintln!("{obj}");
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     let json = cli.global.json;
     if let Some(n) = cli.global.threads.filter(|n| *n > 0) {
         // Only fails if a pool exists already, which cannot happen this early.

@@ -3,8 +3,9 @@
 //! `--metrics-file PATH` merges this run's samples into PATH: series with
 //! other labels (another operation, host or tag set) are kept, so one file can
 //! serve every backup of a host; the file is replaced atomically (written to
-//! a temporary file in the same directory, then renamed), so the collector
-//! never reads half a file. A failed run records its error and duration but
+//! a temporary file in the same directory, synced, then renamed), so the
+//! collector never reads half a file; concurrent runs take turns (a lock
+//! file `.NAME.lock` beside it) so none loses another's series. A failed run records its error and duration but
 //! keeps the previous `vault_last_success_timestamp_seconds`, which is what an
 //! alert on backup age needs.
 
@@ -245,16 +246,29 @@ pub fn write_file(
             path.display()
         ))
     };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // Runs of vault from several timers may finish at once: each holds this
+    // lock from reading the file to replacing it, so none loses another's
+    // series. (The collector reads only `*.prom` files.)
+    let name = path
+        .file_name()
+        .map_or_else(|| "metrics".into(), |n| n.to_string_lossy().into_owned());
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!(".{name}.lock")))
+        .map_err(|e| fail("lock", e))?;
+    lock.lock().map_err(|e| fail("lock", e))?;
     let old = match std::fs::read_to_string(path) {
         Ok(t) => parse(&t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(fail("read", e)),
     };
     let text = render(&merge(old, new, stale));
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".vault-metrics-")
         .tempfile_in(dir)
@@ -269,7 +283,11 @@ pub fn write_file(
             .set_permissions(std::fs::Permissions::from_mode(0o644))
             .map_err(|e| fail("write", e))?;
     }
+    // Durable before it replaces the old file: after a crash the file is the
+    // old or the new one, never empty.
+    tmp.as_file().sync_all().map_err(|e| fail("write", e))?;
     tmp.persist(path).map_err(|e| fail("replace", e.error))?;
+    drop(lock);
     Ok(())
 }
 
@@ -290,6 +308,19 @@ pub fn record(
     ok: bool,
     values: &[(&str, f64)],
 ) -> Result<(), CliError> {
+    record_run(path, labels, seconds, ok, values, &[])
+}
+
+/// As [`record`], with `always`: values that describe a failed run as well
+/// (the problems a failing check found).
+pub fn record_run(
+    path: &Path,
+    labels: &Labels,
+    seconds: f64,
+    ok: bool,
+    values: &[(&str, f64)],
+    always: &[(&str, f64)],
+) -> Result<(), CliError> {
     let now = now();
     let mut new = vec![
         sample("vault_last_run_timestamp_seconds", labels, now),
@@ -300,6 +331,7 @@ pub fn record(
         new.push(sample("vault_last_success_timestamp_seconds", labels, now));
         new.extend(values.iter().map(|(n, v)| sample(n, labels, *v)));
     }
+    new.extend(always.iter().map(|(n, v)| sample(n, labels, *v)));
     let drop: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
     write_file(path, &new, |o| {
         drop.contains(&o.name.as_str()) && o.labels == *labels
@@ -396,7 +428,34 @@ mod tests {
         assert_eq!(get("vault_errors", &b), Some(1.0));
         assert_eq!(get("vault_last_success_timestamp_seconds", &b), None);
         assert!(get("vault_last_success_timestamp_seconds", &a).unwrap() > 1.7e9);
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.starts_with(".vault-metrics-")),
+            "no temporary file is left behind: {names:?}"
+        );
+        assert!(names.contains(&"vault.prom".to_owned()), "{names:?}");
+    }
+
+    #[test]
+    fn concurrent_writers_lose_no_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.prom");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let path = &path;
+                s.spawn(move || {
+                    for i in 0..10 {
+                        let l = labels("snapshot", "h", &[format!("group{t}-{i}")]);
+                        record(path, &l, 1.0, true, &[("vault_bytes_read", 1.0)]).unwrap();
+                    }
+                });
+            }
+        });
+        let s = parse(&std::fs::read_to_string(&path).unwrap());
+        let groups = s.iter().filter(|x| x.name == "vault_bytes_read").count();
+        assert_eq!(groups, 80, "every run's series survived");
     }
 }

@@ -24,6 +24,23 @@ pub fn rate(bytes: u64, seconds: f64) -> String {
     format!("{:.1} MB/s", bytes as f64 / 1e6 / seconds)
 }
 
+/// A message on stderr beside a command's output: `vault: TEXT` (a
+/// `warning` says so), or with `--json` one object
+/// `{"message_type": KIND, "message": TEXT}`, so that every line a command
+/// writes parses.
+pub fn notice(json: bool, kind: &str, text: &str) {
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"message_type": kind, "message": text})
+        );
+    } else if kind == "warning" {
+        eprintln!("vault: warning: {text}");
+    } else {
+        eprintln!("vault: {text}");
+    }
+}
+
 /// Tells the user about stale leases and locks a command removed on its
 /// way (on stderr: one JSON object each with `--json`).
 pub fn report_stale(json: bool, removed: &[String]) {

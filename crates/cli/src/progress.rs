@@ -121,6 +121,11 @@ impl TermProgress {
     pub fn finish(&self) {
         if let Mode::Bar(bar) = &self.mode {
             bar.finish();
+            // The bar stays as the operation's last state; what the command
+            // prints next starts on a line of its own.
+            if !bar.is_hidden() {
+                eprintln!();
+            }
         }
     }
 }
@@ -149,5 +154,6 @@ impl Progress for TermProgress {
     fn added(&self, plain: u64, stored: u64) {
         self.added.fetch_add(plain, Ordering::Relaxed);
         self.stored.fetch_add(stored, Ordering::Relaxed);
+        self.update();
     }
 }

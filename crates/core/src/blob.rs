@@ -390,6 +390,35 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
+        fn sealed_deltas_open_and_rebuild_only_from_their_base(
+            base in proptest::collection::vec(0u8..8, 1..20_000),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..40),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let k = MasterKey::from_bytes([5; 32]).keys();
+            let mut data = base.clone();
+            for (i, b) in &edits {
+                let at = i.index(data.len());
+                data[at] = *b;
+            }
+            let (bid, id) = (k.blob_id(BlobType::Data, &base), k.blob_id(BlobType::Data, &data));
+            let frame = crate::delta::encode(&base, &data, crate::delta::DELTA_LEVEL).unwrap();
+            let mut sealed = seal_body(&k, BlobType::Data, &id, &delta_body(&bid, &frame));
+            let n = data.len() as u32;
+            match open_body(&k, BlobType::Data, &id, &sealed, n).unwrap() {
+                Body::Delta { base: b, frame: f } => {
+                    prop_assert_eq!(b, bid);
+                    prop_assert_eq!(apply_delta(&k, BlobType::Data, &id, &base, &f, n).unwrap(), data.clone());
+                }
+                Body::Whole(_) => prop_assert!(false, "a delta opens as a delta"),
+            }
+            // Any flipped byte of the sealed delta is found.
+            let i = flip.index(sealed.len());
+            sealed[i] ^= 0x10;
+            prop_assert!(open_body(&k, BlobType::Data, &id, &sealed, n).is_err());
+        }
+
+        #[test]
         fn any_changed_byte_fails(data in proptest::collection::vec(0u8..4, 1..3000), pos in any::<prop::sample::Index>()) {
             let k = MasterKey::from_bytes([3; 32]).keys();
             let id = k.blob_id(BlobType::Data, &data);

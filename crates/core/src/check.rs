@@ -173,6 +173,19 @@ impl Repository {
         // Packs: present, long enough, header agrees with the index.
         let stored: HashMap<String, u64> =
             self.backend().list(FileType::Pack)?.into_iter().collect();
+        // Which packs are read in full, decided once (a percentage picks at
+        // random), so progress knows the total.
+        let selected: HashSet<PackId> = indexed
+            .keys()
+            .filter(|p| read_data.selects(p))
+            .copied()
+            .collect();
+        progress.total(
+            selected
+                .iter()
+                .filter_map(|p| stored.get(&p.to_hex()))
+                .sum(),
+        );
         let pack_findings: Vec<(PackId, PackFindings)> = indexed
             .par_iter()
             .map(|(pack, entries)| {
@@ -181,7 +194,7 @@ impl Repository {
                     pack,
                     entries,
                     stored.get(&pack.to_hex()).copied(),
-                    read_data,
+                    selected.contains(pack),
                     progress,
                     &mut bad_deltas,
                 );
@@ -247,7 +260,7 @@ impl Repository {
         pack: &PackId,
         entries: &[PackEntry],
         stored_size: Option<u64>,
-        read_data: ReadData,
+        read_in_full: bool,
         progress: &dyn Progress,
         bad_deltas: &mut Vec<(BlobId, Problem)>,
     ) -> (Option<Problem>, u64, u64) {
@@ -285,7 +298,7 @@ impl Repository {
             Ok(h) => h,
             Err(e) => return (p(e.to_string()), 0, 0),
         };
-        let header = if read_data.selects(pack) {
+        let header = if read_in_full {
             let bytes = match self.backend().read(&handle) {
                 Ok(b) => b,
                 Err(e) => return (p(e.to_string()), 0, 0),

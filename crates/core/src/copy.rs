@@ -49,6 +49,7 @@ struct Copier<'a, 'r> {
     /// Source id → target id, for this run (trees and lists are often shared).
     seen: Mutex<HashMap<BlobId, BlobId>>,
     read: std::sync::atomic::AtomicU64,
+    progress: &'a dyn Progress,
 }
 
 impl Repository {
@@ -82,6 +83,13 @@ impl Repository {
             .filter_map(|(_, s)| s.original)
             .collect();
         let mut summary = CopySummary::default();
+        progress.total(
+            snapshots
+                .iter()
+                .filter(|(id, _)| !existing.contains(id))
+                .map(|(_, s)| s.summary.bytes_total)
+                .sum(),
+        );
         for (id, snap) in snapshots {
             if existing.contains(id) {
                 summary.skipped.push(*id);
@@ -94,6 +102,7 @@ impl Repository {
                         saver,
                         seen: Mutex::new(HashMap::new()),
                         read: Default::default(),
+                        progress,
                     };
                     let tree = copier.tree(&snap.tree)?;
                     Ok((tree, copier.read.into_inner()))
@@ -129,16 +138,36 @@ impl Copier<'_, '_> {
             .insert(from, to);
     }
 
-    /// Copies one blob; returns its id in the target.
-    fn blob(&self, kind: BlobType, id: &BlobId) -> Result<BlobId> {
-        if let Some(t) = self.known(id) {
-            return Ok(t);
+    /// Copies data chunks, reading those not copied yet in one batch (runs
+    /// of neighbours in one request, delta bases with them); returns their
+    /// ids in the target, in order.
+    fn chunks(&self, window: &[BlobId]) -> Result<Vec<BlobId>> {
+        let todo: Vec<BlobId> = window
+            .iter()
+            .filter(|c| self.known(c).is_none())
+            .copied()
+            .collect();
+        let plain = self.src.read_blobs(BlobType::Data, &todo)?;
+        self.read
+            .fetch_add(todo.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let saved: Vec<BlobId> = plain
+            .par_iter()
+            .map(|data| {
+                self.progress.bytes(data.len() as u64);
+                self.saver.save(BlobType::Data, data)
+            })
+            .collect::<Result<_>>()?;
+        for (from, to) in todo.iter().zip(saved) {
+            self.remember(*from, to);
         }
-        let data = self.src.read_blob(kind, id)?;
-        self.read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let new = self.saver.save(kind, &data)?;
-        self.remember(*id, new);
-        Ok(new)
+        window
+            .iter()
+            .map(|c| {
+                self.known(c).ok_or_else(|| {
+                    crate::Error::Invalid(format!("chunk {} was not copied", c.to_hex()))
+                })
+            })
+            .collect()
     }
 
     fn tree(&self, id: &BlobId) -> Result<BlobId> {
@@ -164,6 +193,7 @@ impl Copier<'_, '_> {
                 }
             }
             NodeKind::File => {
+                self.progress.file(std::path::Path::new(&node.name));
                 let mut builder = ContentBuilder::default();
                 let mut save_list = |b: Vec<u8>| self.saver.save(BlobType::List, &b);
                 let mut ids = Vec::new();
@@ -172,11 +202,7 @@ impl Copier<'_, '_> {
                     node.content_depth,
                     &mut |chunk_ids| {
                         for window in chunk_ids.chunks(WINDOW) {
-                            let copied: Vec<BlobId> = window
-                                .par_iter()
-                                .map(|c| self.blob(BlobType::Data, c))
-                                .collect::<Result<_>>()?;
-                            ids.extend(copied);
+                            ids.extend(self.chunks(window)?);
                         }
                         Ok(())
                     },

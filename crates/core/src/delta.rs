@@ -314,7 +314,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
+        #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
         fn encode_decode_round_trip(
             base in proptest::collection::vec(any::<u8>(), 0..20_000),
@@ -330,6 +330,22 @@ mod tests {
             }
             data.extend_from_slice(&tail);
             let frame = encode(&base, &data, 3).unwrap();
+            prop_assert_eq!(decode("t", &base, &frame, data.len()).unwrap(), data);
+        }
+
+        /// Chunk-sized bases (up to the 4 MiB maximum of a 1 MiB average) at
+        /// the level backups use, with changed rows and appended ones.
+        #[test]
+        fn chunk_sized_deltas_round_trip_at_the_backup_level(
+            seed in any::<u64>(),
+            rows_n in 0usize..60_000,
+            percent in 0u64..30,
+            appended in 0usize..2_000,
+        ) {
+            let base = rows(seed, rows_n);
+            let mut data = mutate(&base, percent, seed ^ 1);
+            data.extend_from_slice(&rows(seed ^ 2, appended));
+            let frame = encode(&base, &data, DELTA_LEVEL).unwrap();
             prop_assert_eq!(decode("t", &base, &frame, data.len()).unwrap(), data);
         }
 

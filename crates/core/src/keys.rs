@@ -107,11 +107,6 @@ impl Repository {
     /// Removes a key object. Refuses the key this handle was opened with and
     /// the last readable key (the repository would be lost).
     pub fn remove_key(&self, id: &KeyId) -> Result<()> {
-        if *id == self.key_id() {
-            return Err(Error::Invalid(format!(
-                "key {id} is the one in use: open the repository with another key to remove it, or use `vault key passwd`"
-            )));
-        }
         let keys = self.list_keys()?;
         let Some(target) = keys.iter().find(|k| k.id == *id) else {
             return Err(Error::Invalid(format!("there is no key {id}")));
@@ -119,7 +114,12 @@ impl Repository {
         let readable = keys.iter().filter(|k| k.damaged.is_none()).count();
         if target.damaged.is_none() && readable <= 1 {
             return Err(Error::Invalid(format!(
-                "key {id} is the last key: without it the repository cannot be opened"
+                "key {id} is the last key: without it the repository cannot be opened; change its password with `vault key passwd`"
+            )));
+        }
+        if *id == self.key_id() {
+            return Err(Error::Invalid(format!(
+                "key {id} is the one in use: open the repository with another key to remove it, or use `vault key passwd`"
             )));
         }
         self.backend()

@@ -377,7 +377,7 @@ impl Repository {
 
     /// Runs `work` holding the exclusive prune lock (prune and repair), or
     /// fails with [`Error::Locked`] naming the holder. Also returns the stale
-    /// prune locks it removed on the way, described.
+    /// leases and locks it removed on the way, described.
     pub fn with_prune_lock<T: Send>(
         &self,
         work: impl FnOnce(&Held<'_>) -> Result<T> + Send,
@@ -408,6 +408,13 @@ impl Repository {
             let _ = self.release(&lock.name());
             return Err(Error::Locked { holder });
         }
+        // Stale leases too: whoever holds the prune lock tidies up.
+        replaced.extend(
+            self.remove_stale_locks()
+                .unwrap_or_default()
+                .iter()
+                .map(LockInfo::describe),
+        );
         lock.run(work).map(|r| (r, replaced))
     }
 

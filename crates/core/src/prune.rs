@@ -38,7 +38,6 @@ use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::index::IndexFile;
-use crate::lock::LockInfo;
 use crate::pack::{header_length, parse_header, PackEntry};
 use crate::progress::Progress;
 use crate::repository::Repository;
@@ -127,13 +126,6 @@ impl Repository {
             dry_run: opts.dry_run,
             ..Default::default()
         };
-        if !opts.dry_run {
-            report.stale_removed = self
-                .remove_stale_locks()?
-                .iter()
-                .map(LockInfo::describe)
-                .collect();
-        }
         let stored: HashMap<PackId, u64> = self
             .backend()
             .list(FileType::Pack)?
@@ -286,17 +278,26 @@ impl Repository {
             .copied()
             .collect();
         if !report.repack.is_empty() || !rescue.is_empty() {
+            let repack: HashSet<&PackId> = report.repack.iter().collect();
+            progress.total(
+                usage
+                    .iter()
+                    .filter(|u| repack.contains(&u.0))
+                    .map(|u| u.2)
+                    .sum::<u64>()
+                    + rescue.iter().map(|(_, e)| u64::from(e.length)).sum::<u64>(),
+            );
             with_saver(repo, progress, 2, None, |saver| {
                 for pack in &report.repack {
                     let entries = repo.index().pack_entries(pack, true)?;
-                    repo.copy_sealed(saver, pack, &entries)?;
+                    repo.copy_sealed(saver, pack, &entries, progress)?;
                 }
                 let mut by_pack: HashMap<PackId, Vec<PackEntry>> = HashMap::new();
                 for (p, e) in &rescue {
                     by_pack.entry(*p).or_default().push(*e);
                 }
                 for (p, entries) in by_pack {
-                    repo.copy_sealed(saver, &p, &entries)?;
+                    repo.copy_sealed(saver, &p, &entries, progress)?;
                 }
                 Ok(())
             })?;
@@ -357,9 +358,15 @@ impl Repository {
         }
         // By lease identity: a lease renamed by its refresh is the same backup.
         let live_set: HashSet<&str> = running.iter().map(|l| crate::lock::lock_key(l)).collect();
-        // Only once this prune has marked from every snapshot present: a
-        // snapshot committed since the listing may need what is pending.
-        for (name, p) in pending.into_iter().filter(|_| !committed_since) {
+        // A record comes due once every lease it names is gone from all of
+        // this run's listings. Only those backups can use its packs (they
+        // read the index before it was rewritten; later ones neither
+        // deduplicate against nor adopt them), and a lease is released after
+        // its snapshot's commit, and a backup whose lease lapsed does not
+        // commit: so whatever they committed was listed before this run
+        // marked, and anything it needs from these packs was rescued above.
+        // Snapshots committed meanwhile by other backups cannot need them.
+        for (name, p) in pending {
             if p.leases
                 .iter()
                 .all(|l| !live_set.contains(crate::lock::lock_key(l)))
@@ -444,6 +451,7 @@ impl Repository {
         saver: &crate::archiver::saver::Saver<'_>,
         pack: &PackId,
         entries: &[PackEntry],
+        progress: &dyn Progress,
     ) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
@@ -467,6 +475,7 @@ impl Repository {
             // against the same base, which marking kept).
             crate::blob::open_body(self.keys(), e.kind, &e.id, sealed, e.raw_length)?;
             saver.add_sealed(e, sealed, sketches.get(&e.id).copied())?;
+            progress.bytes(sealed.len() as u64);
         }
         Ok(())
     }

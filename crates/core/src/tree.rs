@@ -168,7 +168,7 @@ pub fn encode_list(ids: &[BlobId]) -> Vec<u8> {
 
 /// Decodes a list blob.
 pub fn decode_list(id: &BlobId, b: &[u8]) -> Result<Vec<BlobId>> {
-    if b.len() % 32 != 0 || b.len() / 32 > LIST_FANOUT {
+    if !b.len().is_multiple_of(32) || b.len() / 32 > LIST_FANOUT {
         return Err(Error::corrupt(
             format!("list {}", id.to_hex()),
             format!("bad length {}", b.len()),

@@ -127,7 +127,7 @@ impl<B: Backend> FaultyBackend<B> {
         if self
             .plan
             .transient_every
-            .is_some_and(|k| k != 0 && n % k == 0)
+            .is_some_and(|k| k != 0 && n.is_multiple_of(k))
         {
             return Err(error(
                 StoreErrorKind::Transient,

@@ -369,6 +369,42 @@ fn check_read_data_shows_progress_on_a_terminal_only() {
 }
 
 #[test]
+fn snapshot_and_restore_draw_a_progress_bar_on_a_terminal() {
+    let h = repo(Some("64K"));
+    let input = h.join("input.sql");
+    std::fs::write(&input, text_like(8 << 20, 9)).unwrap();
+    let out = on_terminal(
+        &h,
+        &format!("snapshot {}", input.display()),
+        &[h.password.as_str()],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // The final state of the bar: bytes read, rate, files, new and stored.
+    assert!(text.contains("snapshot: "), "{text}");
+    assert!(text.contains("/s"), "a rate: {text}");
+    assert!(text.contains("new "), "{text}");
+    let target = h.join("back");
+    let out = on_terminal(
+        &h,
+        &format!("restore latest --target {}", target.display()),
+        &[h.password.as_str()],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("restore: "), "{text}");
+    assert!(text.contains("ETA"), "the total is known: {text}");
+    // --quiet on a terminal: no bar.
+    let out = on_terminal(
+        &h,
+        &format!("-q restore latest --target {}", h.join("again").display()),
+        &[h.password.as_str()],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("restore: "), "{text}");
+}
+
+#[test]
 fn restoring_a_damaged_snapshot_restores_the_rest_and_names_the_loss() {
     let h = harness();
     h.init(&["--chunk-size", "64K", "--pack-size", "1M"]);

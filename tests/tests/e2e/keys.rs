@@ -37,7 +37,11 @@ fn keys_can_be_added_removed_and_changed_without_touching_data() {
 
     // With the second password, remove the first key: the old password stops working.
     let first_pw = std::mem::replace(&mut h.password, "second password".into());
-    h.ok(&["key", "remove", &first_id[..8]]);
+    let removed = last_json(&h.ok(&["key", "remove", &first_id[..8], "--json"]));
+    assert_eq!(
+        (removed["message_type"].as_str(), removed["key_id"].as_str()),
+        (Some("key_removed"), Some(first_id.as_str()))
+    );
     let listed = keys(&h);
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], second_id);
@@ -55,8 +59,15 @@ fn keys_can_be_added_removed_and_changed_without_touching_data() {
     );
 
     // The last key is never removed; passwd replaces it.
-    let out = h.run(&["key", "remove", &second_id[..8]]);
+    let out = h.run(&["key", "remove", &second_id[..8], "--json"]);
     assert_eq!(out.status.code(), Some(1));
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["message_type"], "error");
+    assert!(
+        err["message"].as_str().unwrap().contains("last key"),
+        "{err}"
+    );
+    assert_eq!(keys(&h).len(), 1);
     let out = h
         .cmd()
         .env("VAULT_NEW_PASSWORD", "third password")

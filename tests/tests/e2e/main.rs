@@ -33,6 +33,7 @@ mod errors;
 mod forget;
 mod inspect;
 mod keys;
+mod operator;
 mod profiles;
 mod realdata;
 mod resources;

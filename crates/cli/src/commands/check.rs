@@ -8,6 +8,22 @@ use crate::output::bytes;
 use crate::{CliError, Outcome};
 
 pub fn run(ctx: &Context<'_>, args: &CheckArgs) -> Result<Outcome, CliError> {
+    let started = std::time::Instant::now();
+    let mut problems = None;
+    let result = check(ctx, args, &mut problems);
+    let always: Vec<(&str, f64)> = problems
+        .map(|n| ("vault_check_problems", n as f64))
+        .into_iter()
+        .collect();
+    super::record_run(ctx, "check", started, result.is_ok(), &[], &always);
+    result
+}
+
+fn check(
+    ctx: &Context<'_>,
+    args: &CheckArgs,
+    problems: &mut Option<usize>,
+) -> Result<Outcome, CliError> {
     let read = match (&args.read_data_subset, args.read_data) {
         (Some(s), _) => ReadData::parse_subset(s)?,
         (None, true) => ReadData::All,
@@ -15,8 +31,10 @@ pub fn run(ctx: &Context<'_>, args: &CheckArgs) -> Result<Outcome, CliError> {
     };
     let repo = ctx.open()?;
     let progress = crate::progress::TermProgress::new("check", ctx.global.quiet, ctx.global.json);
-    let report = repo.check(read, &progress)?;
+    let report = repo.check(read, &progress);
     progress.finish();
+    let report = report?;
+    *problems = Some(report.problems.len());
     if ctx.global.json {
         println!(
             "{}",

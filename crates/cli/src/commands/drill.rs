@@ -21,6 +21,9 @@ struct Finding {
     group: (String, Vec<String>),
     snapshot: SnapshotId,
     age_seconds: f64,
+    /// Restore (or verification) alone: the RTO.
+    restore_seconds: f64,
+    /// Restore and validation.
     seconds: f64,
     bytes: u64,
     files: u64,
@@ -81,14 +84,16 @@ impl vault_core::Progress for WholeSnapshot<'_> {
     }
 }
 
-/// Restores (or verifies) one snapshot; returns (files, bytes).
+/// Restores (or verifies) one snapshot, then validates it; returns (files,
+/// bytes, seconds the restore took).
 fn rehearse(
     repo: &vault_core::Repository,
     snap: &Snapshot,
     target: Option<&Path>,
     validate: Option<&str>,
     progress: &dyn vault_core::Progress,
-) -> Result<(u64, u64), String> {
+) -> Result<(u64, u64, f64), String> {
+    let started = Instant::now();
     let mut files: Vec<String> = Vec::new();
     repo.walk(snap, "/", &mut |path, node| {
         if node.kind == NodeKind::File {
@@ -109,11 +114,12 @@ fn rehearse(
                 .dump(snap, f, &mut std::io::sink(), &whole)
                 .map_err(|e| format!("{f}: {e}"))?;
         }
-        return Ok((files.len() as u64, total));
+        return Ok((files.len() as u64, total, started.elapsed().as_secs_f64()));
     };
     let summary = repo
         .restore(snap, target, &RestoreOptions::default(), progress)
         .map_err(|e| e.to_string())?;
+    let restore_seconds = started.elapsed().as_secs_f64();
     if let Some(first) = summary.errors.first() {
         return Err(format!(
             "{} entr{} could not be restored, first {}: {}",
@@ -161,16 +167,50 @@ fn rehearse(
             }
         }
     }
-    Ok((summary.files, summary.bytes))
+    Ok((summary.files, summary.bytes, restore_seconds))
 }
 
 pub fn run(ctx: &Context<'_>, args: &DrillArgs) -> Result<Outcome, CliError> {
+    let started = Instant::now();
+    let mut recorded = false;
+    let result = drill(ctx, args, &mut recorded);
+    // The run as a whole, under the selection asked for (the host given, or
+    // none, and the tags given): a drill that failed before it could
+    // rehearse any group, or could not read every snapshot, shows here, and
+    // the next drill that passes clears it.
+    if let Some(path) = &ctx.global.metrics_file {
+        let host = args.filter.hosts.first().cloned().unwrap_or_default();
+        let labels = crate::metrics::labels("drill", &host, &args.filter.tags);
+        let seconds = started.elapsed().as_secs_f64();
+        // Per-group values stay the groups' own when the labels coincide.
+        let values: &[(&str, f64)] = if recorded { &[] } else { &DRILL_VALUES };
+        if let Err(m) = crate::metrics::record(path, &labels, seconds, result.is_ok(), values) {
+            crate::output::notice(ctx.global.json, "warning", &m.message);
+        }
+    }
+    result
+}
+
+/// The values a drill records per group (zero when it failed).
+const DRILL_VALUES: [(&str, f64); 4] = [
+    ("vault_restore_seconds", 0.0),
+    ("vault_snapshot_age_seconds", 0.0),
+    ("vault_bytes_read", 0.0),
+    ("vault_files", 0.0),
+];
+
+/// The drill; `recorded` tells whether it wrote per-group metrics.
+fn drill(ctx: &Context<'_>, args: &DrillArgs, recorded: &mut bool) -> Result<Outcome, CliError> {
     let max_age = args.max_age.as_deref().map(parse_age).transpose()?;
     let repo = ctx.open()?;
     let filter = SnapshotFilter::from(&args.filter);
     let (snaps, damaged) = repo.list_snapshots_checked()?;
     for (id, e) in &damaged {
-        eprintln!("warning: snapshot {id} cannot be read: {e}");
+        crate::output::notice(
+            ctx.global.json,
+            "warning",
+            &format!("snapshot {id} cannot be read: {e}"),
+        );
     }
     let groups = latest_per_group(snaps, &filter);
     if groups.is_empty() {
@@ -214,11 +254,12 @@ pub fn run(ctx: &Context<'_>, args: &DrillArgs) -> Result<Outcome, CliError> {
                 ));
             }
         }
-        let (files, bytes) = r.unwrap_or((0, 0));
+        let (files, bytes, restore_seconds) = r.unwrap_or((0, 0, seconds));
         findings.push(Finding {
             group: (host, tags),
             snapshot: id,
             age_seconds: age,
+            restore_seconds,
             seconds,
             bytes,
             files,
@@ -227,6 +268,7 @@ pub fn run(ctx: &Context<'_>, args: &DrillArgs) -> Result<Outcome, CliError> {
     }
     for f in &findings {
         if let Some(path) = &ctx.global.metrics_file {
+            *recorded = true;
             let labels = crate::metrics::labels("drill", &f.group.0, &f.group.1);
             let m = crate::metrics::record(
                 path,
@@ -234,14 +276,14 @@ pub fn run(ctx: &Context<'_>, args: &DrillArgs) -> Result<Outcome, CliError> {
                 f.seconds,
                 f.error.is_none(),
                 &[
-                    ("vault_restore_seconds", f.seconds),
+                    ("vault_restore_seconds", f.restore_seconds),
                     ("vault_snapshot_age_seconds", f.age_seconds),
                     ("vault_bytes_read", f.bytes as f64),
                     ("vault_files", f.files as f64),
                 ],
             );
             if let Err(e) = m {
-                eprintln!("vault: {}", e.message);
+                crate::output::notice(ctx.global.json, "warning", &e.message);
             }
         }
         if ctx.global.json {
@@ -254,11 +296,12 @@ pub fn run(ctx: &Context<'_>, args: &DrillArgs) -> Result<Outcome, CliError> {
                     "snapshot_id": f.snapshot.to_hex(),
                     "ok": f.error.is_none(),
                     "error": f.error,
-                    "restore_seconds": f.seconds,
+                    "restore_seconds": f.restore_seconds,
+                    "validate_seconds": f.seconds - f.restore_seconds,
                     "snapshot_age_seconds": f.age_seconds,
                     "files": f.files,
                     "bytes": f.bytes,
-                    "mb_per_second": f.bytes as f64 / 1e6 / f.seconds.max(1e-6),
+                    "mb_per_second": f.bytes as f64 / 1e6 / f.restore_seconds.max(1e-6),
                     "verify_only": args.verify_only,
                 })
             );
@@ -274,19 +317,26 @@ pub fn run(ctx: &Context<'_>, args: &DrillArgs) -> Result<Outcome, CliError> {
                 f.group.1.join(","),
                 f.files,
                 bytes(f.bytes),
-                f.seconds,
-                rate(f.bytes, f.seconds),
+                f.restore_seconds,
+                rate(f.bytes, f.restore_seconds),
                 f.age_seconds / 3600.0
             );
         }
     }
     let failed = findings.iter().filter(|f| f.error.is_some()).count();
-    if failed == 0 {
-        Ok(Outcome::Success)
-    } else {
-        Err(CliError::fatal(format!(
+    if failed > 0 {
+        return Err(CliError::fatal(format!(
             "the drill failed for {failed} of {} group(s)",
             findings.len()
-        )))
+        )));
     }
+    if !damaged.is_empty() {
+        // The latest snapshot of some group may be among them: the drill
+        // cannot vouch for what it could not read.
+        return Err(CliError::fatal(format!(
+            "{} snapshot(s) cannot be read (the latest of a group may be among them): run `vault check`",
+            damaged.len()
+        )));
+    }
+    Ok(Outcome::Success)
 }

@@ -35,69 +35,215 @@ fn policy(p: &PolicyArgs) -> Result<RetentionPolicy, CliError> {
     })
 }
 
-pub fn run(ctx: &Context<'_>, args: &ForgetArgs) -> Result<Outcome, CliError> {
-    let cli_policy = policy(&args.policy)?;
-    let group_by = GroupBy::parse(&args.group_by)?;
-    let filter = SnapshotFilter::from(&args.filter);
-    // (profile name, policy, selection)
-    let mut rules: Vec<(String, RetentionPolicy, SnapshotFilter)> = Vec::new();
-    if let Some(path) = &args.config {
-        let cfg = crate::config::load(path)?;
-        for (name, p) in &cfg.profiles {
-            if args.profile.as_ref().is_some_and(|only| only != name) {
-                continue;
-            }
-            if let Some(r) = &p.retention {
+/// One retention rule: a profile's (or the command line's) policy over the
+/// snapshots it selects, in its repository.
+struct Rule {
+    name: String,
+    policy: RetentionPolicy,
+    selection: SnapshotFilter,
+    /// The profile's own repository (else --repo).
+    repository: Option<String>,
+    /// Metrics labels: the profile's host (or this one) and tags.
+    host: String,
+    tags: Vec<String>,
+}
+
+fn rules(args: &ForgetArgs, filter: &SnapshotFilter) -> Result<Vec<Rule>, CliError> {
+    let mut rules = Vec::new();
+    match (&args.config, &args.profile) {
+        (None, Some(_)) => {
+            return Err(CliError::usage(
+                "--profile needs --config FILE (or VAULT_CONFIG); nothing was removed",
+            ))
+        }
+        (None, None) => {}
+        // Ids name exactly what to remove: the profiles of a configuration
+        // in the environment (VAULT_CONFIG) are not applied unless asked for.
+        (Some(_), None) if !args.snapshots.is_empty() => {}
+        (Some(path), only) => {
+            let cfg = crate::config::load(path)?;
+            for (name, p) in &cfg.profiles {
+                if only.as_ref().is_some_and(|o| o != name) {
+                    continue;
+                }
+                let Some(r) = &p.retention else { continue };
                 let mut f = p.filter();
+                if f.tags.is_empty()
+                    && f.hosts.is_empty()
+                    && f.paths.is_empty()
+                    && p.repository.is_none()
+                {
+                    return Err(CliError::usage(format!(
+                        "profile `{name}` in {} selects its snapshots by no tag, host or path and has no repository of its own: \
+                         its retention would apply to every snapshot; give it tags; nothing was removed",
+                        path.display()
+                    )));
+                }
                 f.tags.extend(filter.tags.iter().cloned());
                 f.hosts.extend(filter.hosts.iter().cloned());
                 f.paths.extend(filter.paths.iter().cloned());
-                rules.push((name.clone(), r.clone(), f));
+                rules.push(Rule {
+                    name: name.clone(),
+                    policy: r.clone(),
+                    selection: f,
+                    repository: p.repository.clone(),
+                    host: p.host.clone().unwrap_or_else(crate::context::hostname),
+                    tags: p.tags.clone(),
+                });
             }
-        }
-        if let Some(only) = &args.profile {
-            if rules.is_empty() {
-                return Err(CliError::usage(format!(
-                    "no profile `{only}` with a retention policy in {}",
-                    path.display()
-                )));
+            if let Some(only) = only {
+                if rules.is_empty() {
+                    return Err(CliError::usage(format!(
+                        "no profile `{only}` with a retention policy in {}",
+                        path.display()
+                    )));
+                }
             }
         }
     }
+    let cli_policy = policy(&args.policy)?;
     if !cli_policy.is_empty() {
-        rules.push(("command line".into(), cli_policy, filter.clone()));
+        rules.push(Rule {
+            name: "command line".into(),
+            policy: cli_policy,
+            selection: filter.clone(),
+            repository: None,
+            host: filter
+                .hosts
+                .first()
+                .cloned()
+                .unwrap_or_else(crate::context::hostname),
+            tags: filter.tags.clone(),
+        });
     }
+    Ok(rules)
+}
+
+pub fn run(ctx: &Context<'_>, args: &ForgetArgs) -> Result<Outcome, CliError> {
+    GroupBy::parse(&args.group_by)?;
+    let filter = SnapshotFilter::from(&args.filter);
+    let rules = rules(args, &filter)?;
     if rules.is_empty() && args.snapshots.is_empty() {
         return Err(CliError::usage(
             "refusing to forget: no policy (--keep-*), no --config profile with a retention and no snapshot ids were given, \
              so nothing would be kept; nothing was removed",
         ));
     }
+    // Each repository on its own: --repo's (with the ids given), then every
+    // one a profile names.
+    let mut by_repo: BTreeMap<Option<String>, Vec<&Rule>> = BTreeMap::new();
+    by_repo.entry(None).or_default();
+    for r in &rules {
+        by_repo.entry(r.repository.clone()).or_default().push(r);
+    }
+    let mut worst = Ok(Outcome::Success);
+    for (repository, rules) in by_repo {
+        if repository.is_none() && rules.is_empty() && args.snapshots.is_empty() {
+            continue;
+        }
+        let global = crate::context::with_repository(ctx.global, repository.as_deref());
+        let ctx = Context { global: &global };
+        let started = std::time::Instant::now();
+        let result = forget_in(&ctx, args, &filter, &rules, repository.is_none());
+        if !args.dry_run {
+            record(&ctx, &rules, started, &result);
+        }
+        let result = result.map(|_| Outcome::Success);
+        let result = match result {
+            Ok(_) if args.prune => super::prune_run(&ctx, &args.prune_opts, args.dry_run),
+            other => other,
+        };
+        // The others go on; this one is reported now (the worst error is
+        // the exit code).
+        if let (Err(e), Some(r)) = (&result, &repository) {
+            super::report_part_failure(ctx.global.json, "repository", r, e);
+        }
+        worst = super::worst(worst, result);
+    }
+    worst
+}
+
+/// Per rule, the snapshots it removed; for `--metrics-file`.
+type Removed = Vec<(String, u64)>;
+
+fn record(
+    ctx: &Context<'_>,
+    rules: &[&Rule],
+    started: std::time::Instant,
+    result: &Result<Removed, CliError>,
+) {
+    let Some(path) = &ctx.global.metrics_file else {
+        return;
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    for rule in rules {
+        let labels = crate::metrics::labels("forget", &rule.host, &rule.tags);
+        let removed = match result {
+            Ok(r) => r
+                .iter()
+                .find(|(n, _)| *n == rule.name)
+                .map_or(0, |(_, c)| *c),
+            Err(_) => 0,
+        };
+        let m = crate::metrics::record(
+            path,
+            &labels,
+            seconds,
+            result.is_ok(),
+            &[("vault_snapshots", removed as f64)],
+        );
+        if let Err(e) = m {
+            crate::output::notice(ctx.global.json, "warning", &e.message);
+        }
+    }
+}
+
+/// Applies `rules` (and, in --repo's repository, the ids given) in one repository.
+fn forget_in(
+    ctx: &Context<'_>,
+    args: &ForgetArgs,
+    filter: &SnapshotFilter,
+    rules: &[&Rule],
+    with_ids: bool,
+) -> Result<Removed, CliError> {
+    let group_by = GroupBy::parse(&args.group_by)?;
     let repo = ctx.open()?;
+    let ids: &[String] = if with_ids { &args.snapshots } else { &[] };
 
     let mut remove: BTreeSet<SnapshotId> = BTreeSet::new();
     let mut keep: BTreeSet<SnapshotId> = BTreeSet::new();
     let mut report: Vec<(String, GroupPlan)> = Vec::new();
-    for spec in &args.snapshots {
-        let (id, _) = repo.find_snapshot(spec, &filter)?;
+    for spec in ids {
+        let (id, _) = repo.find_snapshot(spec, filter)?;
         remove.insert(id);
     }
-    for (name, pol, sel) in &rules {
-        for g in repo.forget_plan(pol, group_by, sel)? {
+    for rule in rules {
+        for g in repo.forget_plan(&rule.policy, group_by, &rule.selection)? {
             keep.extend(g.keep.iter().map(|s| s.id));
             remove.extend(g.remove.iter().map(|s| s.id));
-            report.push((name.clone(), g));
+            report.push((rule.name.clone(), g));
         }
     }
     // A snapshot any rule keeps is kept (explicit ids are always removed).
-    let explicit: BTreeSet<SnapshotId> = args
-        .snapshots
+    let explicit: BTreeSet<SnapshotId> = ids
         .iter()
-        .filter_map(|s| repo.find_snapshot(s, &filter).ok().map(|(id, _)| id))
+        .filter_map(|s| repo.find_snapshot(s, filter).ok().map(|(id, _)| id))
         .collect();
     let removed: Vec<SnapshotId> = remove
         .into_iter()
         .filter(|id| explicit.contains(id) || !keep.contains(id))
+        .collect();
+    let per_rule: Removed = rules
+        .iter()
+        .map(|r| {
+            let n = report
+                .iter()
+                .filter(|(name, _)| *name == r.name)
+                .flat_map(|(_, g)| &g.remove)
+                .filter(|s| removed.contains(&s.id))
+                .count();
+            (r.name.clone(), n as u64)
+        })
         .collect();
 
     if ctx.global.json {
@@ -107,7 +253,7 @@ pub fn run(ctx: &Context<'_>, args: &ForgetArgs) -> Result<Outcome, CliError> {
             .collect();
         println!(
             "{}",
-            serde_json::json!({"message_type": "forget", "dry_run": args.dry_run, "groups": groups,
+            serde_json::json!({"message_type": "forget", "repository": ctx.global.repo, "dry_run": args.dry_run, "groups": groups,
                 "removed": removed.iter().map(|i| i.to_hex()).collect::<Vec<_>>()})
         );
     } else if !ctx.global.quiet {
@@ -160,10 +306,13 @@ pub fn run(ctx: &Context<'_>, args: &ForgetArgs) -> Result<Outcome, CliError> {
         } else {
             "; run `vault prune` to free the space they alone used"
         };
-        println!("{verb} {} snapshot(s){hint}", removed.len());
+        let place = ctx
+            .global
+            .repo
+            .as_deref()
+            .map(|r| format!(" from {r}"))
+            .unwrap_or_default();
+        println!("{verb} {} snapshot(s){place}{hint}", removed.len());
     }
-    if args.prune {
-        return super::prune_run(ctx, &args.prune_opts, args.dry_run);
-    }
-    Ok(Outcome::Success)
+    Ok(per_rule)
 }

@@ -17,21 +17,23 @@ pub fn snapshot_seconds(time: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The group labels of a snapshot: host and tags (no operation).
-fn group(host: &str, tags: &[String]) -> Labels {
+/// The group labels of a snapshot: repository, host and tags (no operation).
+fn group(repository: &str, host: &str, tags: &[String]) -> Labels {
     let mut l = labels("", host, tags);
     l.remove("operation");
+    l.insert("repository".into(), repository.into());
     l
 }
 
 pub fn run(ctx: &Context<'_>) -> Result<Outcome, CliError> {
     let repo = ctx.open()?;
+    let location = repo.backend().location();
     let (snaps, damaged) = repo.list_snapshots_checked()?;
     // Per group: count, latest time, latest logical size.
     let mut groups: BTreeMap<Labels, (u64, f64, u64)> = BTreeMap::new();
     for (_, s) in &snaps {
         let g = groups
-            .entry(group(&s.hostname, &s.tags))
+            .entry(group(&location, &s.hostname, &s.tags))
             .or_insert((0, 0.0, 0));
         g.0 += 1;
         let t = snapshot_seconds(&s.time);
@@ -47,7 +49,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outcome, CliError> {
         out.push(sample("vault_latest_snapshot_bytes", l, *size as f64));
     }
     let packs = repo.backend().list(FileType::Pack)?;
-    let none = Labels::new();
+    let mut none = Labels::new();
+    none.insert("repository".into(), location.clone());
     out.push(sample("vault_repository_packs", &none, packs.len() as f64));
     out.push(sample(
         "vault_repository_stored_bytes",
@@ -61,18 +64,25 @@ pub fn run(ctx: &Context<'_>) -> Result<Outcome, CliError> {
     ));
     out.push(sample(
         "vault_errors",
-        &labels("metrics", "", &[]),
+        &{
+            let mut l = labels("metrics", "", &[]);
+            l.insert("repository".into(), location.clone());
+            l
+        },
         damaged.len() as f64,
     ));
     if let Some(path) = &ctx.global.metrics_file {
-        // This command owns every group series of these names: groups that
-        // no longer exist go, other commands' series stay.
+        // This command owns every group series of these names for this
+        // repository: groups that no longer exist go; other repositories'
+        // and other commands' series stay.
         let owned = [
             "vault_snapshots",
             "vault_last_snapshot_timestamp_seconds",
             "vault_latest_snapshot_bytes",
         ];
-        crate::metrics::write_file(path, &out, |o| owned.contains(&o.name.as_str()))?;
+        crate::metrics::write_file(path, &out, |o| {
+            owned.contains(&o.name.as_str()) && o.labels.get("repository") == Some(&location)
+        })?;
     }
     if ctx.global.json {
         let rows: Vec<serde_json::Value> = out

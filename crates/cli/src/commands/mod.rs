@@ -29,23 +29,56 @@ pub fn run(cli: &Cli) -> Result<Outcome, CliError> {
     let ctx = Context {
         global: &cli.global,
     };
-    // Snapshot, drill and metrics record their own (per group) series.
-    let operation = match &cli.command {
-        Command::Forget(_) => Some("forget"),
-        Command::Prune(_) => Some("prune"),
-        Command::Check(_) => Some("check"),
-        _ => None,
-    };
-    let started = std::time::Instant::now();
-    let result = dispatch(&ctx, cli);
-    if let (Some(op), Some(path)) = (operation, &cli.global.metrics_file) {
-        let labels = crate::metrics::labels(op, &crate::context::hostname(), &[]);
+    dispatch(&ctx, cli)
+}
+
+/// Reports the failure of one part of a run that goes on (a profile, a
+/// repository): `vault: KEY NAME: message`, or a JSON error object with `KEY`.
+pub(crate) fn report_part_failure(json: bool, key: &str, name: &str, e: &CliError) {
+    if json {
+        let mut obj =
+            serde_json::json!({"message_type": "error", "code": e.code, "message": e.message});
+        obj[key] = serde_json::Value::from(name);
+        eprintln!("{obj}");
+    } else {
+        eprintln!("vault: {key} {name}: {}", e.message);
+    }
+}
+
+/// The outcome of a run of several parts: the worst error (highest exit
+/// code) if any failed, else a partial snapshot if any was, else success.
+pub(crate) fn worst(
+    a: Result<Outcome, CliError>,
+    b: Result<Outcome, CliError>,
+) -> Result<Outcome, CliError> {
+    match (a, b) {
+        (Err(a), Err(b)) => Err(if b.code > a.code { b } else { a }),
+        (Err(a), _) | (_, Err(a)) => Err(a),
+        (Ok(Outcome::PartialSnapshot), _) | (_, Ok(Outcome::PartialSnapshot)) => {
+            Ok(Outcome::PartialSnapshot)
+        }
+        _ => Ok(Outcome::Success),
+    }
+}
+
+/// Records a repository-wide run of `operation` (prune, check) in
+/// `--metrics-file`, labelled with this host and no tags. Snapshot, forget
+/// and drill record their own per-group series.
+pub(crate) fn record_run(
+    ctx: &Context<'_>,
+    operation: &str,
+    started: std::time::Instant,
+    ok: bool,
+    values: &[(&str, f64)],
+    always: &[(&str, f64)],
+) {
+    if let Some(path) = &ctx.global.metrics_file {
+        let labels = crate::metrics::labels(operation, &crate::context::hostname(), &[]);
         let seconds = started.elapsed().as_secs_f64();
-        if let Err(e) = crate::metrics::record(path, &labels, seconds, result.is_ok(), &[]) {
-            eprintln!("vault: {}", e.message);
+        if let Err(e) = crate::metrics::record_run(path, &labels, seconds, ok, values, always) {
+            crate::output::notice(ctx.global.json, "warning", &e.message);
         }
     }
-    result
 }
 
 fn dispatch(ctx: &Context<'_>, cli: &Cli) -> Result<Outcome, CliError> {

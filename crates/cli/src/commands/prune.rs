@@ -24,6 +24,28 @@ fn fraction(s: &str) -> Result<f64, CliError> {
 }
 
 pub fn run(ctx: &Context<'_>, opts: &PruneOpts, dry_run: bool) -> Result<Outcome, CliError> {
+    let started = std::time::Instant::now();
+    let mut freed = 0;
+    let result = prune(ctx, opts, dry_run, &mut freed);
+    if !dry_run {
+        super::record_run(
+            ctx,
+            "prune",
+            started,
+            result.is_ok(),
+            &[("vault_bytes_freed", freed as f64)],
+            &[],
+        );
+    }
+    result
+}
+
+fn prune(
+    ctx: &Context<'_>,
+    opts: &PruneOpts,
+    dry_run: bool,
+    freed: &mut u64,
+) -> Result<Outcome, CliError> {
     let repo = ctx.open()?;
     let options = PruneOptions {
         max_unused: fraction(&opts.max_unused)?,
@@ -34,6 +56,7 @@ pub fn run(ctx: &Context<'_>, opts: &PruneOpts, dry_run: bool) -> Result<Outcome
     let r = repo.prune(&options, &progress);
     progress.finish();
     let r = r?;
+    *freed = r.bytes_freed;
     crate::output::report_stale(ctx.global.json, &r.stale_removed);
     if ctx.global.json {
         println!(

@@ -9,17 +9,23 @@ use crate::{CliError, Outcome};
 
 /// Set by SIGINT/SIGTERM: the backup stops at the next batch, commits
 /// nothing and releases its lease. A second signal exits at once.
+/// One flag per process: with `--all-profiles`, a signal also stops the
+/// profiles not yet run.
 fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    let _ = ctrlc::set_handler(move || {
-        if f.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
-    flag
+    use std::sync::{Arc, OnceLock};
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        let _ = ctrlc::set_handler(move || {
+            if f.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+        flag
+    })
+    .clone()
 }
 
 /// What one backup takes: from the command line, or from a profile.
@@ -32,6 +38,8 @@ struct Job {
     tags: Vec<String>,
     host: Option<String>,
     excludes: Vec<String>,
+    /// A profile's `before` command.
+    before: Option<String>,
 }
 
 enum SourceSpec {
@@ -60,6 +68,7 @@ impl Job {
             tags: args.tags.clone(),
             host: args.host.clone(),
             excludes: args.excludes.clone(),
+            before: None,
         })
     }
 
@@ -97,6 +106,7 @@ impl Job {
             tags,
             host: args.host.clone().or_else(|| p.host.clone()),
             excludes,
+            before: p.before.clone(),
         })
     }
 }
@@ -136,27 +146,19 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotArgs) -> Result<Outcome, CliError> 
     let mut worst: Result<Outcome, CliError> = Ok(Outcome::Success);
     let mut failed = 0;
     for job in &jobs {
-        let r = run_job(ctx, args, job);
+        let r = if interrupt_flag().load(std::sync::atomic::Ordering::SeqCst) {
+            Err(CliError::fatal(
+                "interrupted before it started; nothing was committed",
+            ))
+        } else {
+            run_job(ctx, args, job)
+        };
         if let Err(e) = &r {
             failed += 1;
             let name = job.profile.as_deref().unwrap_or("");
-            if ctx.global.json {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"message_type": "error", "profile": name, "code": e.code, "message": e.message})
-                );
-            } else {
-                eprintln!("vault: profile {name}: {}", e.message);
-            }
+            super::report_part_failure(ctx.global.json, "profile", name, e);
         }
-        worst = match (worst, r) {
-            (Err(a), Err(b)) => Err(if b.code > a.code { b } else { a }),
-            (Err(a), _) | (_, Err(a)) => Err(a),
-            (Ok(Outcome::PartialSnapshot), _) | (_, Ok(Outcome::PartialSnapshot)) => {
-                Ok(Outcome::PartialSnapshot)
-            }
-            _ => Ok(Outcome::Success),
-        };
+        worst = super::worst(worst, r);
     }
     worst.map_err(|e| CliError {
         code: e.code,
@@ -203,10 +205,36 @@ fn run_job(ctx: &Context<'_>, args: &SnapshotArgs, job: &Job) -> Result<Outcome,
             ),
         };
         if let Err(e) = m {
-            eprintln!("vault: {}", e.message);
+            crate::output::notice(ctx.global.json, "warning", &e.message);
         }
     }
     result.map(|(o, _)| o)
+}
+
+/// Runs a profile's `before` command; its output goes to stderr (stdout is
+/// vault's own, JSON with `--json`).
+fn run_before(profile: &str, cmd: &str) -> Result<(), CliError> {
+    let argv = shell_words::split(cmd)
+        .map_err(|e| CliError::usage(format!("profile `{profile}`: cannot parse `before`: {e}")))?;
+    let (prog, rest) = argv
+        .split_first()
+        .ok_or_else(|| CliError::usage(format!("profile `{profile}`: `before` is empty")))?;
+    let status = std::process::Command::new(prog)
+        .args(rest)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::io::stderr())
+        .status()
+        .map_err(|e| {
+            CliError::fatal(format!(
+                "profile `{profile}`: the before command `{cmd}` could not be started: {e}; no snapshot was created"
+            ))
+        })?;
+    if !status.success() {
+        return Err(CliError::fatal(format!(
+            "profile `{profile}`: the before command `{cmd}` failed ({status}); no snapshot was created"
+        )));
+    }
+    Ok(())
 }
 
 fn backup(
@@ -215,6 +243,9 @@ fn backup(
     job: &Job,
     host: &str,
 ) -> Result<(Outcome, vault_core::Summary), CliError> {
+    if let Some(cmd) = &job.before {
+        run_before(job.profile.as_deref().unwrap_or(""), cmd)?;
+    }
     let source = match &job.source {
         SourceSpec::Stdin(name) => Source::Stream {
             name: name.clone(),
@@ -240,17 +271,8 @@ fn backup(
         }
         None => now_rfc3339(),
     };
-    let global;
-    let ctx = match &job.repository {
-        Some(r) => {
-            global = crate::cli::GlobalArgs {
-                repo: Some(r.clone()),
-                ..ctx.global.clone()
-            };
-            Context { global: &global }
-        }
-        None => Context { global: ctx.global },
-    };
+    let global = crate::context::with_repository(ctx.global, job.repository.as_deref());
+    let ctx = Context { global: &global };
     let repo = ctx.open()?;
     let opts = BackupOptions {
         hostname: host.to_owned(),
@@ -338,10 +360,14 @@ fn backup(
     if done.warnings.is_empty() {
         Ok((Outcome::Success, s.clone()))
     } else {
-        eprintln!(
-            "vault: {} source entr{} could not be read; the snapshot holds everything else",
-            done.warnings.len(),
-            if done.warnings.len() == 1 { "y" } else { "ies" }
+        crate::output::notice(
+            ctx.global.json,
+            "warning",
+            &format!(
+                "{} source entr{} could not be read; the snapshot holds everything else",
+                done.warnings.len(),
+                if done.warnings.len() == 1 { "y" } else { "ies" }
+            ),
         );
         Ok((Outcome::PartialSnapshot, s.clone()))
     }

@@ -12,7 +12,11 @@ pub fn run(ctx: &Context<'_>, args: &SnapshotsArgs) -> Result<Outcome, CliError>
     let filter = SnapshotFilter::from(&args.filter);
     let (all, damaged) = repo.list_snapshots_checked()?;
     for (id, e) in &damaged {
-        eprintln!("warning: snapshot {id} cannot be read: {e}");
+        crate::output::notice(
+            ctx.global.json,
+            "warning",
+            &format!("snapshot {id} cannot be read: {e}"),
+        );
     }
     let list: Vec<_> = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();
     if ctx.global.json {

@@ -8,7 +8,11 @@ pub fn run(ctx: &Context<'_>, args: &UnlockArgs) -> Result<Outcome, CliError> {
     let repo = ctx.open()?;
     let mut removed: Vec<String> = Vec::new();
     if args.remove_all {
-        eprintln!("warning: removing every lock and lease; a prune or backup still running loses its protection");
+        crate::output::notice(
+            ctx.global.json,
+            "warning",
+            "removing every lock and lease; a prune or backup still running loses its protection",
+        );
         for (name, info) in repo.locks()? {
             repo.release(&name)?;
             let what = info

@@ -227,7 +227,7 @@ mod tests {
 
     fn sample() -> IndexFile {
         let e = |i: u8| PackEntry {
-            kind: if i % 2 == 0 {
+            kind: if i.is_multiple_of(2) {
                 BlobType::Data
             } else {
                 BlobType::Tree
