@@ -14,6 +14,11 @@
 //!   ids (the dedup check of a backup whose data is unchanged).
 //! - `index_lookup/contains_miss/<size>`: `contains` of absent ids (the dedup
 //!   check of new data).
+//! - `index_lookup/similar_hot/<size>`: [`SqliteIndex::similar`] (the delta
+//!   base search of a new chunk) for sketches whose first super-feature is
+//!   shared by 1/16 of all blobs (a hot feature, as common page layouts
+//!   make) and whose others match nothing: the newest candidates of the hot
+//!   feature must come without sorting all of them.
 //! - `index_ingest/10k/<size>`: one [`SqliteIndex::ingest`] transaction of
 //!   10,000 new entries. Each iteration adds its entries for good, so this runs
 //!   last and the index grows somewhat while it is measured.
@@ -42,6 +47,25 @@ const HIT_SALT: u64 = 0x1111_0000_0000_0000;
 const MISS_SALT: u64 = 0x2222_0000_0000_0000;
 const PACK_SALT: u64 = 0x3333_0000_0000_0000;
 const FILE_SALT: u64 = 0x4444_0000_0000_0000;
+/// Values of the first super-feature, each shared by 1/16 of all blobs.
+const HOT_FEATURES: [u64; 16] = [
+    0x5151_0000,
+    0x5151_0001,
+    0x5151_0002,
+    0x5151_0003,
+    0x5151_0004,
+    0x5151_0005,
+    0x5151_0006,
+    0x5151_0007,
+    0x5151_0008,
+    0x5151_0009,
+    0x5151_000a,
+    0x5151_000b,
+    0x5151_000c,
+    0x5151_000d,
+    0x5151_000e,
+    0x5151_000f,
+];
 
 /// The id of entry `i` (recomputable, so hits need not be stored).
 fn present_id(i: u64) -> BlobId {
@@ -78,8 +102,11 @@ fn index_file(n: u64) -> (IndexId, IndexFile) {
         .iter()
         .flat_map(|(_, entries)| entries)
         .map(|e| {
-            let mut r = Rng::new(u64::from_le_bytes(e.id.0[..8].try_into().unwrap()));
-            (e.id, Sketch(std::array::from_fn(|_| r.next_u64())))
+            let seed = u64::from_le_bytes(e.id.0[..8].try_into().unwrap());
+            let mut r = Rng::new(seed);
+            let mut sk = Sketch(std::array::from_fn(|_| r.next_u64()));
+            sk.0[0] = HOT_FEATURES[(seed % 16) as usize];
+            (e.id, sk)
         })
         .collect();
     let file = IndexFile {
@@ -168,6 +195,25 @@ fn index(c: &mut Criterion) {
                 let found = index.contains(id).expect("contains");
                 assert!(found);
                 found
+            })
+        });
+        let hot: Vec<Sketch> = (0..POOL as u64)
+            .map(|i| {
+                let mut r = Rng::new(MISS_SALT ^ i);
+                let mut sk = Sketch(std::array::from_fn(|_| r.next_u64()));
+                sk.0[0] = HOT_FEATURES[(i % 16) as usize];
+                sk
+            })
+            .collect();
+        g.bench_function(BenchmarkId::new("similar_hot", label), |b| {
+            let mut pos = 0;
+            b.iter(|| {
+                let batch = &hot[pos..pos + LOOKUPS_PER_ITER];
+                pos = (pos + LOOKUPS_PER_ITER) % hot.len();
+                batch
+                    .iter()
+                    .filter(|sk| index.similar(black_box(sk)).expect("similar").is_some())
+                    .count()
             })
         });
         g.bench_function(BenchmarkId::new("contains_miss", label), |b| {

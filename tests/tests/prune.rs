@@ -470,3 +470,78 @@ fn a_due_deferred_deletion_is_carried_out_while_other_backups_commit() {
     }
     assert_eq!(repo.list_snapshots().unwrap().len(), 5);
 }
+
+#[test]
+fn prune_reclaims_what_racing_writers_stored_twice() {
+    let mem = new_repo();
+    let d = random_like(4 << 20, 71);
+    let mut de = d.clone();
+    de.extend_from_slice(&random_like(2 << 20, 72));
+    // Writer B reads the index, then waits; writer A stores D meanwhile; B
+    // goes on with D (which it believes new) followed by E: D twice.
+    let (a, b) = (open(mem.clone()), open(mem.clone()));
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    struct Gate {
+        data: std::io::Cursor<Vec<u8>>,
+        ready: Option<std::sync::mpsc::Sender<()>>,
+        go: std::sync::mpsc::Receiver<()>,
+    }
+    impl std::io::Read for Gate {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if let Some(r) = self.ready.take() {
+                r.send(()).unwrap();
+                self.go.recv().unwrap();
+            }
+            self.data.read(buf)
+        }
+    }
+    let b_done = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let src = vault_core::Source::Stream {
+                name: "db.sql".into(),
+                reader: Box::new(Gate {
+                    data: std::io::Cursor::new(de.clone()),
+                    ready: Some(ready_tx),
+                    go: go_rx,
+                }),
+            };
+            let opts = vault_core::BackupOptions {
+                time: "2026-11-02T03:00:00Z".into(),
+                ..Default::default()
+            };
+            b.snapshot(src, &opts, &NoProgress).unwrap()
+        });
+        ready_rx.recv().unwrap();
+        backup(&a, 1, &d);
+        go_tx.send(()).unwrap();
+        writer.join().unwrap()
+    });
+    assert!(
+        b_done.snapshot.summary.bytes_added >= de.len() as u64,
+        "B stored D again: {:?}",
+        b_done.snapshot.summary
+    );
+    let twice = pack_bytes(&*mem);
+    assert!(twice > (d.len() * 2) as u64);
+    let repo = open(mem.clone());
+    repo.prune(&opts(), &NoProgress).unwrap();
+    let once = pack_bytes(&*mem);
+    let slack = 128 << 10;
+    assert!(
+        once <= de.len() as u64 + de.len() as u64 / 100 + slack,
+        "after prune {once} bytes of packs for {} bytes of data ({twice} before)",
+        de.len()
+    );
+    let repo = open(mem.clone());
+    let report = repo.check(ReadData::All, &NoProgress).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert!(dump(&repo, &b_done.id) == de);
+    let (a_id, _) = repo
+        .list_snapshots()
+        .unwrap()
+        .into_iter()
+        .find(|(id, _)| *id != b_done.id)
+        .unwrap();
+    assert!(dump(&repo, &a_id) == d);
+}

@@ -121,6 +121,18 @@ fn a_live_prune_lock_blocks_prune_with_exit_11() {
         "{}",
         stderr(&out)
     );
+    // So does repair, and a backup is not blocked at all.
+    for repair in ["index", "snapshots"] {
+        let out = h.run(&["repair", repair]);
+        assert_eq!(
+            out.status.code(),
+            Some(11),
+            "repair {repair}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("some-other-host"), "{}", stderr(&out));
+    }
+    h.snapshot_stdin("b", b"more data", &[]);
     // unlock leaves a live lock alone; --remove-all removes it.
     h.ok(&["unlock"]);
     assert_eq!(h.run(&["prune"]).status.code(), Some(11));
@@ -192,8 +204,12 @@ both!(
         let h = harness_on(store);
         h.init(&["--chunk-size", "64K", "--pack-size", "1M"]);
         let base = random_like(3 << 20, 99);
-        // Some history for prune to work on.
-        h.snapshot_stdin("old.bin", &random_like(2 << 20, 1), &["--tag", "old"]);
+        // History for prune to work on: the forgotten snapshot holds the data
+        // every writer is about to deduplicate against, so a prune that
+        // ignored them would delete what they need.
+        let mut old = base.clone();
+        old.extend_from_slice(&random_like(1 << 20, 1));
+        h.snapshot_stdin("old.bin", &old, &["--tag", "old"]);
         h.snapshot_stdin("old.bin", &random_like(2 << 20, 2), &["--tag", "old"]);
         h.ok(&["forget", "--tag", "old", "--keep-last", "1"]);
         // Four writers on overlapping data (a shared base, then their own part).
@@ -224,18 +240,47 @@ both!(
                 let mut child = c.spawn().unwrap();
                 let mut stdin = child.stdin.take().unwrap();
                 let data = data.clone();
+                // The last part waits until the prune is done, so every
+                // writer is still running while it prunes.
+                let (go, wait) = std::sync::mpsc::channel::<()>();
                 let feeder = std::thread::spawn(move || {
-                    for part in data.chunks(256 << 10) {
+                    let (head, tail) = data.split_at(data.len() - (256 << 10));
+                    for part in head.chunks(256 << 10) {
                         stdin.write_all(part).unwrap();
                         std::thread::sleep(std::time::Duration::from_millis(5));
                     }
+                    let _ = wait.recv();
+                    stdin.write_all(tail).unwrap();
                 });
-                (child, feeder)
+                (child, (feeder, go))
             })
             .collect();
-        let pruned = h.run(&["prune"]);
+        // Prune once every writer has announced itself.
+        let backend = h.backend();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while backend
+            .list(vault_store::FileType::Lock)
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| n.starts_with("lease-"))
+            .count()
+            < 4
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writers never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let pruned = h.run(&["prune", "--json"]);
         assert!(pruned.status.success(), "{}", stderr(&pruned));
-        for (child, feeder) in children {
+        let report = vault_tests::last_json(&pruned.stdout);
+        assert!(
+            report["report"]["deferred"].as_u64().unwrap() > 0,
+            "running backups defer the deletion: {report}"
+        );
+        for (child, (feeder, go)) in children {
+            go.send(()).unwrap();
             feeder.join().unwrap();
             let out = child.wait_with_output().unwrap();
             assert!(
@@ -260,10 +305,29 @@ both!(
                 "writer {i}"
             );
         }
-        // A later prune finishes what was deferred; everything still restores.
-        h.ok(&["prune"]);
+        // A later prune finishes what was deferred, rescuing the shared data
+        // the writers reused; everything still restores.
+        let done = vault_tests::last_json(&h.ok(&["prune", "--json"]));
+        assert!(
+            done["report"]["deleted_pending"].as_u64().unwrap() > 0,
+            "{done}"
+        );
         let check = h.run(&["check", "--read-data"]);
         assert!(check.status.success(), "{}", stderr(&check));
+        for (i, data) in inputs.iter().enumerate() {
+            let name = format!("w{i}.bin");
+            let path = format!("/{name}");
+            let args = [
+                "dump",
+                "latest",
+                &name,
+                "--tag",
+                "concurrent",
+                "--path",
+                &path,
+            ];
+            assert!(h.ok(&args) == *data, "writer {i} after the second prune");
+        }
         assert_eq!(h.snapshots().len(), 5);
     }
 );

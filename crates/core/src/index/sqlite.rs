@@ -111,6 +111,14 @@ impl SqliteIndex {
              CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, kind INTEGER NOT NULL, pid INTEGER NOT NULL,
                  offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL, base BLOB) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS sketches(sf INTEGER NOT NULL, id BLOB NOT NULL, UNIQUE(sf, id));
+             -- `similar` wants the newest rows of one super-feature: this
+             -- index (sf, rowid) serves them without sorting all of them.
+             CREATE INDEX IF NOT EXISTS sketches_by_sf ON sketches(sf);
+             -- Second copies of blobs another pack holds (racing writers):
+             -- never read, counted as unused space of their pack.
+             CREATE TABLE IF NOT EXISTS dups(pid INTEGER NOT NULL, id BLOB NOT NULL, kind INTEGER NOT NULL,
+                 offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL, base BLOB,
+                 PRIMARY KEY(pid, id)) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS ingested(id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS used(id BLOB PRIMARY KEY) WITHOUT ROWID;
              INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '2');",
@@ -238,7 +246,7 @@ impl SqliteIndex {
     pub fn clear(&self) -> Result<()> {
         self.lock()
             .execute_batch(
-                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM ingested; DELETE FROM sketches;",
+                "DELETE FROM blobs; DELETE FROM dups; DELETE FROM packs; DELETE FROM ingested; DELETE FROM sketches;",
             )
             .map_err(db_err(&self.path))
     }
@@ -264,6 +272,14 @@ impl SqliteIndex {
             let mut sketch_stmt = tx
                 .prepare_cached("INSERT OR IGNORE INTO sketches(sf, id) VALUES (?1, ?2)")
                 .map_err(db_err(&self.path))?;
+            let mut owner_stmt = tx
+                .prepare_cached("SELECT pid FROM blobs WHERE id = ?1")
+                .map_err(db_err(&self.path))?;
+            let mut dup_stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO dups(pid, id, kind, offset, length, raw_length, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(db_err(&self.path))?;
             for (pack, entries) in &file.packs {
                 let pid: i64 = pack_stmt
                     .query_row(params![&pack.0[..]], |r| r.get(0))
@@ -272,17 +288,35 @@ impl SqliteIndex {
                 let mut sorted: Vec<&crate::pack::PackEntry> = entries.iter().collect();
                 sorted.sort_unstable_by_key(|e| e.id);
                 for e in sorted {
-                    blob_stmt
-                        .execute(params![
-                            &e.id.0[..],
-                            e.kind.to_u8(),
-                            pid,
-                            e.offset,
-                            e.length,
-                            e.raw_length,
-                            e.base.as_ref().map(|b| &b.0[..])
-                        ])
-                        .map_err(db_err(&self.path))?;
+                    let row = params![
+                        &e.id.0[..],
+                        e.kind.to_u8(),
+                        pid,
+                        e.offset,
+                        e.length,
+                        e.raw_length,
+                        e.base.as_ref().map(|b| &b.0[..])
+                    ];
+                    if blob_stmt.execute(row).map_err(db_err(&self.path))? == 0 {
+                        // Another pack holds this blob already: a second copy,
+                        // unless it is the same pack listed again.
+                        let owner: i64 = owner_stmt
+                            .query_row(params![&e.id.0[..]], |r| r.get(0))
+                            .map_err(db_err(&self.path))?;
+                        if owner != pid {
+                            dup_stmt
+                                .execute(params![
+                                    pid,
+                                    &e.id.0[..],
+                                    e.kind.to_u8(),
+                                    e.offset,
+                                    e.length,
+                                    e.raw_length,
+                                    e.base.as_ref().map(|b| &b.0[..])
+                                ])
+                                .map_err(db_err(&self.path))?;
+                        }
+                    }
                 }
             }
             for (id, sketch) in &file.sketches {
@@ -513,13 +547,17 @@ impl SqliteIndex {
         .collect()
     }
 
-    /// Per pack: (pack, sealed bytes of all its indexed blobs, of the used ones,
-    /// blob count). Packs the cache knows without any blob (all duplicates) have 0.
+    /// Per pack: (pack, sealed bytes of all its blobs, of the used ones,
+    /// blob count). Second copies of blobs another pack holds count in the
+    /// total and never as used, so prune reclaims them.
     pub fn pack_usage(&self) -> Result<Vec<(PackId, u64, u64, u64)>> {
         let conn = self.lock();
         let mut st = conn
             .prepare(
-                "SELECT p.id, COALESCE(SUM(b.length), 0), COALESCE(SUM(CASE WHEN u.id IS NULL THEN 0 ELSE b.length END), 0), COUNT(b.id)
+                "SELECT p.id,
+                    COALESCE(SUM(b.length), 0) + (SELECT COALESCE(SUM(d.length), 0) FROM dups d WHERE d.pid = p.pid),
+                    COALESCE(SUM(CASE WHEN u.id IS NULL THEN 0 ELSE b.length END), 0),
+                    COUNT(b.id) + (SELECT COUNT(*) FROM dups d WHERE d.pid = p.pid)
                  FROM packs p LEFT JOIN blobs b ON b.pid = p.pid LEFT JOIN used u ON u.id = b.id GROUP BY p.pid",
             )
             .map_err(db_err(&self.path))?;
@@ -545,7 +583,9 @@ impl SqliteIndex {
         .collect()
     }
 
-    /// The indexed blobs of one pack, optionally only the used ones.
+    /// The blobs of one pack: the used ones this pack is the index's
+    /// location for (what a repack copies), or every one it holds, second
+    /// copies included (what an index object lists).
     pub fn pack_entries(
         &self,
         pack: &PackId,
@@ -555,7 +595,11 @@ impl SqliteIndex {
         let sql = if used_only {
             "SELECT b.id, b.kind, b.offset, b.length, b.raw_length, b.base FROM blobs b JOIN packs p ON p.pid = b.pid JOIN used u ON u.id = b.id WHERE p.id = ?1 ORDER BY b.offset"
         } else {
-            "SELECT b.id, b.kind, b.offset, b.length, b.raw_length, b.base FROM blobs b JOIN packs p ON p.pid = b.pid WHERE p.id = ?1 ORDER BY b.offset"
+            "SELECT id, kind, offset, length, raw_length, base FROM (
+                 SELECT b.id, b.kind, b.offset, b.length, b.raw_length, b.base FROM blobs b JOIN packs p ON p.pid = b.pid WHERE p.id = ?1
+                 UNION ALL
+                 SELECT d.id, d.kind, d.offset, d.length, d.raw_length, d.base FROM dups d JOIN packs p ON p.pid = d.pid WHERE p.id = ?1)
+             ORDER BY offset"
         };
         let mut st = conn.prepare_cached(sql).map_err(db_err(&self.path))?;
         let rows = st
