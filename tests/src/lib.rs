@@ -544,3 +544,73 @@ impl Harness {
         c.output().expect("run unshare (util-linux)")
     }
 }
+
+/// A store that lets a test step in at every create: `before` may fail it
+/// (nothing is stored), `after` runs once it landed (to stage what another
+/// process does at that moment).
+pub struct Intercept {
+    inner: std::sync::Arc<vault_store::MemoryBackend>,
+    before: Before,
+    after: Box<dyn Fn(&vault_store::Handle) + Send + Sync>,
+}
+
+/// Intercept's hook ahead of a create: an error fails it.
+type Before = Box<dyn Fn(&vault_store::Handle) -> Option<vault_store::StoreError> + Send + Sync>;
+
+impl Intercept {
+    /// Wraps `inner` with the two hooks.
+    pub fn new(
+        inner: std::sync::Arc<vault_store::MemoryBackend>,
+        before: impl Fn(&vault_store::Handle) -> Option<vault_store::StoreError> + Send + Sync + 'static,
+        after: impl Fn(&vault_store::Handle) + Send + Sync + 'static,
+    ) -> Intercept {
+        Intercept {
+            inner,
+            before: Box::new(before),
+            after: Box::new(after),
+        }
+    }
+}
+
+impl std::fmt::Debug for Intercept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intercept").finish_non_exhaustive()
+    }
+}
+
+impl vault_store::Backend for Intercept {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn init_layout(&self) -> vault_store::Result<()> {
+        self.inner.init_layout()
+    }
+    fn create(&self, h: &vault_store::Handle, data: bytes::Bytes) -> vault_store::Result<()> {
+        if let Some(e) = (self.before)(h) {
+            return Err(e);
+        }
+        self.inner.create(h, data)?;
+        (self.after)(h);
+        Ok(())
+    }
+    fn read(&self, h: &vault_store::Handle) -> vault_store::Result<bytes::Bytes> {
+        self.inner.read(h)
+    }
+    fn read_range(
+        &self,
+        h: &vault_store::Handle,
+        offset: u64,
+        length: u64,
+    ) -> vault_store::Result<bytes::Bytes> {
+        self.inner.read_range(h, offset, length)
+    }
+    fn size(&self, h: &vault_store::Handle) -> vault_store::Result<u64> {
+        self.inner.size(h)
+    }
+    fn list(&self, kind: vault_store::FileType) -> vault_store::Result<Vec<(String, u64)>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, h: &vault_store::Handle) -> vault_store::Result<()> {
+        self.inner.delete(h)
+    }
+}

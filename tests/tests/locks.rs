@@ -395,3 +395,91 @@ fn packs_awaiting_deletion_are_never_adopted() {
     assert!(dump(&repo, &again.id) == day1);
     assert!(repo.check(ReadData::All, &NoProgress).unwrap().is_ok());
 }
+
+#[test]
+fn a_lease_that_lapsed_stays_lost_when_refreshes_work_again() {
+    let mem = new_repo();
+    // Lock writes fail while `down` is set: an outage only the lease
+    // refreshes meet.
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = down.clone();
+    let store = Arc::new(vault_tests::Intercept::new(
+        mem.clone(),
+        move |h| {
+            (h.kind() == FileType::Lock && flag.load(std::sync::atomic::Ordering::SeqCst)).then(
+                || {
+                    vault_store::StoreError::new(
+                        vault_store::StoreErrorKind::Other,
+                        "injected outage",
+                    )
+                },
+            )
+        },
+        |_| {},
+    ));
+    // Refreshed every 150 ms, lasting 600 ms: an outage of a second lets it
+    // lapse; when the store comes back, the next refresh must not revive it
+    // (a prune may have acted on its absence meanwhile).
+    let repo = open_timed(store.clone(), 600, 150);
+    let src = hooked(text_like(2 << 20, 61), 1 << 20, || {
+        down.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1000));
+        down.store(false, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(400));
+    });
+    match repo.snapshot(src, &backup_opts(1), &NoProgress) {
+        Err(Error::LockLost { what }) => assert!(what.contains("expired"), "{what}"),
+        other => panic!("expected LockLost, got {other:?}"),
+    }
+    assert!(repo.snapshot_ids().unwrap().is_empty(), "nothing committed");
+}
+
+#[test]
+fn work_that_panics_releases_its_lease_and_stops_refreshing() {
+    let mem = new_repo();
+    let repo = open_timed(mem.clone(), 600, 50);
+    let started = std::time::Instant::now();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = repo.with_lease(|_| -> vault_core::Result<()> { panic!("the work failed") });
+    }));
+    assert!(caught.is_err(), "the panic reaches the caller");
+    assert!(started.elapsed() < Duration::from_secs(10), "no hang");
+    assert!(lock_names(&*mem).is_empty(), "{:?}", lock_names(&*mem));
+    // And nothing refreshes it afterwards.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(lock_names(&*mem).is_empty(), "{:?}", lock_names(&*mem));
+}
+
+#[test]
+fn a_damaged_lease_holds_prune_back_until_unlock_removes_it() {
+    let mem = new_repo();
+    let repo = open(mem.clone());
+    let days: Vec<SnapshotId> = (1..=3)
+        .map(|d| backup(&repo, d, &random_like(1 << 20, 80 + u64::from(d))))
+        .collect();
+    // A lease object that does not open (damage): it might be a live
+    // backup's, so prune must not ignore it.
+    mem.create(
+        &vault_store::Handle::new(FileType::Lock, "lease-00112233445566778899aabbccddeeff-0")
+            .unwrap(),
+        bytes::Bytes::from_static(b"not a sealed lock"),
+    )
+    .unwrap();
+    repo.remove_snapshots(&days[..1]).unwrap();
+    let r = repo.prune(&PruneOptions::default(), &NoProgress).unwrap();
+    assert!(r.deferred > 0 && r.deleted_now == 0, "{r:?}");
+    assert_eq!(
+        repo.remove_stale_locks().unwrap().len(),
+        0,
+        "not stale: unknown"
+    );
+    assert_eq!(repo.remove_unreadable_locks().unwrap().len(), 1);
+    let r = open(mem.clone())
+        .prune(&PruneOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(r.deleted_pending > 0, "{r:?}");
+    assert!(open(mem.clone())
+        .check(ReadData::All, &NoProgress)
+        .unwrap()
+        .is_ok());
+}

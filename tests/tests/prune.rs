@@ -135,64 +135,26 @@ fn a_delta_committed_during_a_prune_keeps_its_base() {
     assert!(dump(&repo, &d2) == day2);
 }
 
-/// A store that, when prune writes its first new index object, lets a backup
-/// announce itself: one that started after prune listed the leases but read
-/// the old index (so it may reuse blobs prune is about to drop).
-type Hook = Box<dyn Fn(&Repository) + Send + Sync>;
-
-struct LateBackup {
-    inner: Arc<MemoryBackend>,
-    fired: std::sync::atomic::AtomicBool,
-    /// What happens then (default: a lease of another host appears).
-    hook: Option<Hook>,
-}
-
-impl std::fmt::Debug for LateBackup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LateBackup").finish_non_exhaustive()
-    }
-}
-
-impl Backend for LateBackup {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn init_layout(&self) -> vault_store::Result<()> {
-        self.inner.init_layout()
-    }
-    fn create(&self, h: &vault_store::Handle, data: bytes::Bytes) -> vault_store::Result<()> {
-        self.inner.create(h, data)?;
-        if h.kind() == FileType::Index
-            && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            let repo = open(self.inner.clone());
-            match &self.hook {
-                Some(h) => h(&repo),
-                None => drop(locks::lease(&repo, "late-host")),
+/// A store that, when prune writes its first new index object, runs `hook`
+/// with a handle of the repository (to stage what another process does at
+/// that moment); returns the store and whether the hook ran.
+fn at_first_index(
+    mem: &Arc<MemoryBackend>,
+    hook: impl Fn(&Repository) + Send + Sync + 'static,
+) -> (Arc<dyn Backend>, Arc<std::sync::atomic::AtomicBool>) {
+    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (inner, flag) = (mem.clone(), fired.clone());
+    let store = vault_tests::Intercept::new(
+        mem.clone(),
+        |_| None,
+        move |h| {
+            if h.kind() == FileType::Index && !flag.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                hook(&open(inner.clone()));
             }
-        }
-        Ok(())
-    }
-    fn read(&self, h: &vault_store::Handle) -> vault_store::Result<bytes::Bytes> {
-        self.inner.read(h)
-    }
-    fn read_range(
-        &self,
-        h: &vault_store::Handle,
-        o: u64,
-        l: u64,
-    ) -> vault_store::Result<bytes::Bytes> {
-        self.inner.read_range(h, o, l)
-    }
-    fn size(&self, h: &vault_store::Handle) -> vault_store::Result<u64> {
-        self.inner.size(h)
-    }
-    fn list(&self, k: FileType) -> vault_store::Result<Vec<(String, u64)>> {
-        self.inner.list(k)
-    }
-    fn delete(&self, h: &vault_store::Handle) -> vault_store::Result<()> {
-        self.inner.delete(h)
-    }
+        },
+    );
+    (Arc::new(store), fired)
 }
 
 #[test]
@@ -201,13 +163,11 @@ fn a_backup_that_starts_during_a_prune_defers_the_deletion() {
     let repo = open(mem.clone());
     let days = six_days(&repo);
     repo.remove_snapshots(&[days[0].0]).unwrap();
-    let late = Arc::new(LateBackup {
-        inner: mem.clone(),
-        fired: Default::default(),
-        hook: None,
-    });
-    let r = open(late.clone()).prune(&opts(), &NoProgress).unwrap();
-    assert!(late.fired.load(std::sync::atomic::Ordering::SeqCst));
+    // A backup announces itself after prune listed the leases, having read
+    // the old index (so it may reuse blobs prune is about to drop).
+    let (late, fired) = at_first_index(&mem, |repo| drop(locks::lease(repo, "late-host")));
+    let r = open(late).prune(&opts(), &NoProgress).unwrap();
+    assert!(fired.load(std::sync::atomic::Ordering::SeqCst));
     assert!(
         r.deferred > 0 && r.deleted_now == 0,
         "a lease that appeared before the deletion defers it: {r:?}"
@@ -450,15 +410,11 @@ fn a_due_deferred_deletion_is_carried_out_while_other_backups_commit() {
     // A busy fleet: another backup commits while the next prune runs. The
     // deferred deletion is due (its backup ended) and goes ahead anyway.
     repo.remove_snapshots(&[days[1].0]).unwrap();
-    let busy = Arc::new(LateBackup {
-        inner: mem.clone(),
-        fired: Default::default(),
-        hook: Some(Box::new(|repo: &Repository| {
-            backup(repo, 20, &text_like(1 << 20, 99));
-        })),
+    let (busy, fired) = at_first_index(&mem, |repo| {
+        backup(repo, 20, &text_like(1 << 20, 99));
     });
-    let r = open(busy.clone()).prune(&opts(), &NoProgress).unwrap();
-    assert!(busy.fired.load(std::sync::atomic::Ordering::SeqCst));
+    let r = open(busy).prune(&opts(), &NoProgress).unwrap();
+    assert!(fired.load(std::sync::atomic::Ordering::SeqCst));
     assert!(r.deleted_pending > 0, "{r:?}");
     // This run's own deletions wait: a snapshot was committed meanwhile.
     assert!(r.deferred > 0, "{r:?}");

@@ -96,13 +96,16 @@ const HELP: &[(&str, &str)] = &[
     ),
 ];
 
-/// Labels for an operation on a group of snapshots.
-pub fn labels(operation: &str, host: &str, tags: &[String]) -> Labels {
+/// Labels for an operation on a group of snapshots. Every series vault
+/// writes carries the same four (`operation`, `repository`, `host`, `tags`),
+/// empty where they do not apply, as a metric family's series must.
+pub fn labels(operation: &str, repository: &str, host: &str, tags: &[String]) -> Labels {
     let mut tags: Vec<&str> = tags.iter().map(String::as_str).collect();
     tags.sort_unstable();
     tags.dedup();
     let mut l = Labels::new();
     l.insert("operation".into(), operation.into());
+    l.insert("repository".into(), repository.into());
     l.insert("host".into(), host.into());
     l.insert("tags".into(), tags.join(","));
     l
@@ -346,6 +349,7 @@ mod tests {
     fn render_then_parse_round_trips() {
         let l = labels(
             "snapshot",
+            "/srv/repo",
             "db1",
             &["redis".into(), "a\"b".into(), "redis".into()],
         );
@@ -353,13 +357,13 @@ mod tests {
         let samples = vec![
             sample("vault_bytes_read", &l, 12345.0),
             sample("vault_last_success_timestamp_seconds", &l, 1.795e9),
-            sample("vault_errors", &labels("prune", "", &[]), 0.0),
+            sample("vault_errors", &labels("prune", "", "", &[]), 0.0),
         ];
         let text = render(&samples);
         assert!(text.contains("# TYPE vault_bytes_read gauge"), "{text}");
         assert!(
             text.contains(
-                r#"vault_bytes_read{host="db1",operation="snapshot",tags="a\"b,redis"} 12345"#
+                r#"vault_bytes_read{host="db1",operation="snapshot",repository="/srv/repo",tags="a\"b,redis"} 12345"#
             ),
             "{text}"
         );
@@ -372,8 +376,8 @@ mod tests {
 
     #[test]
     fn merge_keeps_other_groups_and_the_last_success_of_a_failure() {
-        let redis = labels("snapshot", "h", &["redis".into()]);
-        let pg = labels("snapshot", "h", &["postgres".into()]);
+        let redis = labels("snapshot", "/r", "h", &["redis".into()]);
+        let pg = labels("snapshot", "/r", "h", &["postgres".into()]);
         let old = vec![
             sample("vault_last_success_timestamp_seconds", &redis, 100.0),
             sample("vault_bytes_read", &redis, 5.0),
@@ -413,8 +417,8 @@ mod tests {
     fn the_file_is_replaced_atomically_and_merged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault.prom");
-        let a = labels("snapshot", "h", &["a".into()]);
-        let b = labels("snapshot", "h", &["b".into()]);
+        let a = labels("snapshot", "/r", "h", &["a".into()]);
+        let b = labels("snapshot", "/r", "h", &["b".into()]);
         record(&path, &a, 1.5, true, &[("vault_bytes_read", 10.0)]).unwrap();
         record(&path, &b, 2.5, false, &[("vault_bytes_read", 20.0)]).unwrap();
         let s = parse(&std::fs::read_to_string(&path).unwrap());
@@ -448,7 +452,7 @@ mod tests {
                 let path = &path;
                 s.spawn(move || {
                     for i in 0..10 {
-                        let l = labels("snapshot", "h", &[format!("group{t}-{i}")]);
+                        let l = labels("snapshot", "/r", "h", &[format!("group{t}-{i}")]);
                         record(path, &l, 1.0, true, &[("vault_bytes_read", 1.0)]).unwrap();
                     }
                 });

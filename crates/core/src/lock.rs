@@ -105,8 +105,21 @@ fn pid_namespace() -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
+/// Whether process `pid` exists (`kill(pid, 0)`): `Some(false)` only when
+/// the kernel says there is no such process; a process of another user
+/// exists (`EPERM`), and an answer that cannot be had is `None`.
+fn process_exists(pid: u32) -> Option<bool> {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => Some(true),
+        Err(e) if e == rustix::io::Errno::SRCH => Some(false),
+        Err(e) if e == rustix::io::Errno::PERM => Some(true),
+        Err(_) => None,
+    }
+}
+
 /// Start time of process `pid` (field 22 of `/proc/<pid>/stat`), or `None`
-/// when there is no such process.
+/// when it cannot be read (no such process, or `/proc` hides it).
 fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain anything.
@@ -156,9 +169,15 @@ impl LockInfo {
         if !same_machine {
             return false;
         }
-        match process_start(self.pid) {
-            None => true,
-            Some(start) => self.process_start.is_some_and(|s| s != start),
+        match process_exists(self.pid) {
+            // No such process: it is gone.
+            Some(false) => true,
+            // It runs (or cannot be told): gone only if the pid now belongs
+            // to a process that started at another time.
+            _ => match (process_start(self.pid), self.process_start) {
+                (Some(now), Some(then)) => now != then,
+                _ => false,
+            },
         }
     }
 
@@ -211,6 +230,9 @@ struct HeldState {
     count: u64,
     /// The expiry written in the newest lock object known to be stored.
     valid_until: jiff::Timestamp,
+    /// Why this lease or lock stopped counting, once it did: sticky, so a
+    /// later refresh cannot bring it back.
+    lost: Option<String>,
 }
 
 impl std::fmt::Debug for Held<'_> {
@@ -238,6 +260,7 @@ impl<'r> Held<'r> {
                 name,
                 count: 0,
                 valid_until,
+                lost: None,
             }),
         })
     }
@@ -259,9 +282,18 @@ impl<'r> Held<'r> {
 
     /// Writes the next lock object, then deletes the previous one. A failed
     /// refresh leaves the previous object counting until its expiry; the
-    /// next refresh tries again.
+    /// next refresh tries again. A lease or lock that already lapsed (its
+    /// expiry passed, or another process removed it) is never refreshed:
+    /// others may have acted on its absence, so it stays lost.
     fn refresh(&self) -> Result<()> {
         let mut st = self.state();
+        if st.lost.is_some() {
+            return Ok(());
+        }
+        if let Some(why) = self.lapsed(&st)? {
+            st.lost = Some(why);
+            return Ok(());
+        }
         let count = st.count + 1;
         let new = format!("{}-{count}", self.key);
         let now = jiff::Timestamp::now();
@@ -269,14 +301,50 @@ impl<'r> Held<'r> {
             expires: expiry(now, self.repo.lock_timing().lifetime).to_string(),
             ..self.info.clone()
         };
-        self.repo.write_own_lock(&new, &info)?;
+        let expires = match self.repo.write_lock(&new, &info) {
+            Ok(()) => info.expires.parse().ok(),
+            // A retried create whose first attempt landed: what it stored
+            // is what counts.
+            Err(Error::Store(e)) if e.kind() == StoreErrorKind::AlreadyExists => self
+                .repo
+                .read_lock(&new)
+                .ok()
+                .and_then(|i| i.expires.parse().ok()),
+            Err(e) => return Err(e),
+        };
         let old = std::mem::replace(&mut st.name, new);
         st.count = count;
-        st.valid_until = info.expires.parse().unwrap_or(st.valid_until);
+        if let Some(t) = expires {
+            st.valid_until = t;
+        }
         drop(st);
         // Best effort: a leftover is the same holder and expires.
         let _ = self.repo.release(&old);
         Ok(())
+    }
+
+    /// Why the current object no longer counts, if it does not: its expiry
+    /// is (about to be) past, or it is gone from the store.
+    fn lapsed(&self, st: &HeldState) -> Result<Option<String>> {
+        let margin = self.repo.lock_timing().margin();
+        if expiry(jiff::Timestamp::now(), margin) >= st.valid_until {
+            return Ok(Some(format!(
+                "{} {} expired at {} (refreshes failed, or the process was stopped for longer than its lifetime)",
+                self.info.kind, st.name, st.valid_until
+            )));
+        }
+        match self
+            .repo
+            .backend()
+            .size(&Handle::new(FileType::Lock, &st.name)?)
+        {
+            Ok(_) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(Some(format!(
+                "{} {} was removed by another process (`vault unlock --remove-all`?)",
+                self.info.kind, st.name
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Fails with [`Error::LockLost`] unless this lease or lock still counts
@@ -284,45 +352,52 @@ impl<'r> Held<'r> {
     /// removed it, and its expiry is ahead. Called before committing or
     /// deleting, so that work whose protection lapsed (a machine suspended
     /// for longer than the lifetime, a store unreachable for the refreshes,
-    /// `unlock --remove-all`) stops instead of trusting it.
+    /// `unlock --remove-all`) stops instead of trusting it. Once lost, it
+    /// stays lost.
     pub fn ensure_valid(&self) -> Result<()> {
-        let (name, valid_until) = {
-            let st = self.state();
-            (st.name.clone(), st.valid_until)
-        };
-        let margin = self.repo.lock_timing().margin();
-        let now = jiff::Timestamp::now();
-        if expiry(now, margin) >= valid_until {
-            return Err(Error::LockLost {
-                what: format!(
-                    "{} {name} expired at {valid_until} (refreshes failed, or the process was stopped for longer than its lifetime)",
-                    self.info.kind
-                ),
-            });
+        // The state is held across the check, so a refresh cannot rename the
+        // object between reading its name and looking it up.
+        let mut st = self.state();
+        if st.lost.is_none() {
+            st.lost = self.lapsed(&st)?;
         }
-        match self
-            .repo
-            .backend()
-            .size(&Handle::new(FileType::Lock, &name)?)
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Err(Error::LockLost {
-                what: format!(
-                    "{} {name} was removed by another process (`vault unlock --remove-all`?)",
-                    self.info.kind
-                ),
-            }),
-            Err(e) => Err(e.into()),
+        match &st.lost {
+            None => Ok(()),
+            Some(why) => Err(Error::LockLost { what: why.clone() }),
         }
     }
 
     /// Runs `work` while a background thread refreshes this lease or lock;
     /// releases it afterwards.
     fn run<T: Send>(self, work: impl FnOnce(&Held<'r>) -> Result<T> + Send) -> Result<T> {
+        /// Stops the refresher when the work ends, also by a panic (which
+        /// would otherwise leave it refreshing forever).
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        /// Releases the lease or lock when the work is over, however it ended.
+        struct Release<'a, 'r>(&'a Held<'r>);
+        impl Drop for Release<'_, '_> {
+            fn drop(&mut self) {
+                // The current object, and the next one in case a refresh
+                // landed but its answer was lost (deleting what is not
+                // there is fine).
+                let (name, next) = {
+                    let st = self.0.state();
+                    (st.name.clone(), format!("{}-{}", self.0.key, st.count + 1))
+                };
+                let _ = self.0.repo.release(&name);
+                let _ = self.0.repo.release(&next);
+            }
+        }
+        let _release = Release(&self);
         let done = AtomicBool::new(false);
         let timing = self.repo.lock_timing();
         let tick = timing.refresh.min(Duration::from_secs(1));
-        let result = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             let refresher = s.spawn(|| {
                 let mut due = std::time::Instant::now() + timing.refresh;
                 while !done.load(Ordering::Relaxed) {
@@ -338,13 +413,12 @@ impl<'r> Held<'r> {
                         };
                 }
             });
+            let guard = Done(&done);
             let r = work(&self);
-            done.store(true, Ordering::Relaxed);
+            drop(guard);
             refresher.thread().unpark();
             r
-        });
-        let _ = self.repo.release(&self.name());
-        result
+        })
     }
 }
 
@@ -384,7 +458,14 @@ impl Repository {
     ) -> Result<(T, Vec<String>)> {
         let lock = Held::take(self, "prune")?;
         let mut replaced = Vec::new();
-        for (name, info) in self.locks()? {
+        let others = match self.locks() {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = self.release(&lock.name());
+                return Err(e);
+            }
+        };
+        for (name, info) in others {
             if !is_prune_lock(&name) || lock_key(&name) == lock.key() {
                 continue;
             }
@@ -466,6 +547,9 @@ impl Repository {
             match self.read_lock(&n) {
                 // Released between the listing and the read.
                 Err(Error::Store(e)) if e.is_not_found() => {}
+                // The store failed: nothing can be said about this lock, so
+                // nobody may act on it.
+                Err(Error::Store(e)) => return Err(e.into()),
                 info => out.push((n, info)),
             }
         }

@@ -537,9 +537,15 @@ impl Repository {
             if !name.starts_with("pending-") {
                 continue;
             }
-            let bytes = self
+            let bytes = match self
                 .backend()
-                .read(&Handle::new(FileType::Lock, name.clone())?)?;
+                .read(&Handle::new(FileType::Lock, name.clone())?)
+            {
+                Ok(b) => b,
+                // Carried out and released by a prune since the listing.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
             let plain = self
                 .keys()
                 .open(PENDING_AD, &bytes)

@@ -621,50 +621,60 @@ impl Repository {
         if let Some(l) = self.index.get(id)? {
             return Ok(Some(l));
         }
-        Ok(self.outside_index().get(id).copied())
+        Ok(self.outside_index()?.get(id).copied())
     }
 
     /// What the stored packs outside the index hold, read on the first
-    /// index miss (best effort: an unreadable header only means fewer
-    /// fallbacks; these are few, the leftovers of prunes and interrupted
-    /// backups).
-    fn outside_index(&self) -> &HashMap<BlobId, Location> {
+    /// index miss and kept for this handle. These are few: the leftovers of
+    /// prunes and interrupted backups. A pack whose header is damaged is
+    /// left out; a store that fails is an error (and nothing is kept, so a
+    /// later miss tries again). Of several copies of a blob, a whole one is
+    /// preferred (a delta's base may be gone with its pack).
+    fn outside_index(&self) -> Result<&HashMap<BlobId, Location>> {
         if let Some(m) = self.outside_index.get() {
-            return m;
+            return Ok(m);
         }
-        let known: HashSet<crate::id::PackId> = self
-            .index
-            .pack_usage()
-            .map(|u| u.into_iter().map(|p| p.0).collect())
-            .unwrap_or_default();
+        let known: HashSet<crate::id::PackId> =
+            self.index.pack_usage()?.into_iter().map(|p| p.0).collect();
         let outside: Vec<(crate::id::PackId, u64)> = self
             .backend
-            .list(FileType::Pack)
-            .unwrap_or_default()
+            .list(FileType::Pack)?
             .into_iter()
             .filter_map(|(n, size)| crate::id::PackId::from_hex(&n).map(|p| (p, size)))
             .filter(|(p, _)| !known.contains(p))
             .collect();
-        let map = outside
+        let headers: Vec<(crate::id::PackId, Vec<crate::pack::PackEntry>)> = outside
             .par_iter()
-            .flat_map_iter(|(pack, size)| {
-                self.pack_header(pack, *size)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|e| {
-                        let loc = Location {
-                            kind: e.kind,
-                            pack: *pack,
-                            offset: e.offset,
-                            length: e.length,
-                            raw_length: e.raw_length,
-                            base: e.base,
-                        };
-                        (e.id, loc)
-                    })
+            .map(|(pack, size)| match self.pack_header(pack, *size) {
+                Ok(entries) => Ok(Some((*pack, entries))),
+                Err(Error::Store(e)) if !e.is_not_found() => Err(Error::Store(e)),
+                // Damaged, or deleted since the listing.
+                Err(_) => Ok(None),
             })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
             .collect();
-        self.outside_index.get_or_init(|| map)
+        let mut map: HashMap<BlobId, Location> = HashMap::new();
+        for (pack, entries) in headers {
+            for e in entries {
+                let loc = Location {
+                    kind: e.kind,
+                    pack,
+                    offset: e.offset,
+                    length: e.length,
+                    raw_length: e.raw_length,
+                    base: e.base,
+                };
+                match map.get(&e.id) {
+                    Some(have) if have.base.is_none() || loc.base.is_some() => {}
+                    _ => {
+                        map.insert(e.id, loc);
+                    }
+                }
+            }
+        }
+        Ok(self.outside_index.get_or_init(|| map))
     }
 
     /// Where a blob is stored.

@@ -91,7 +91,7 @@ fn drill_restores_validates_and_reports_rto_rpo_and_finds_damage() {
     assert!(out.status.success());
     let state = parse(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(
-        find(&state, "vault_snapshots", None, "redis")
+        find(&state, "vault_snapshots", Some("metrics"), "redis")
             .unwrap()
             .value,
         1.0
@@ -100,7 +100,7 @@ fn drill_restores_validates_and_reports_rto_rpo_and_finds_damage() {
         find(
             &state,
             "vault_last_snapshot_timestamp_seconds",
-            None,
+            Some("metrics"),
             "postgres"
         )
         .unwrap()

@@ -313,6 +313,36 @@ fn forget_prune_and_check_record_their_runs() {
     let check = [("operation", "check")];
     assert!(metric(&s, "vault_check_problems", &check).unwrap().value >= 1.0);
     assert_eq!(metric(&s, "vault_errors", &check).unwrap().value, 1.0);
+    // With the repository's state in the same file, every series of every
+    // metric has the same label names (node_exporter rejects a family that
+    // mixes them).
+    h.ok(&["metrics", "--metrics-file", m]);
+    // (The drill fails on the damaged pack; it records all the same.)
+    h.run(&["drill", "--verify-only", "--metrics-file", m]);
+    let s = parse(&std::fs::read_to_string(&metrics).unwrap());
+    let ops: std::collections::BTreeSet<&str> =
+        s.iter().map(|x| x.labels["operation"].as_str()).collect();
+    assert_eq!(
+        ops.into_iter().collect::<Vec<_>>(),
+        [
+            "check",
+            "drill",
+            "drill_run",
+            "forget",
+            "metrics",
+            "prune",
+            "snapshot"
+        ]
+    );
+    for sample in &s {
+        let names: Vec<&str> = sample.labels.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["host", "operation", "repository", "tags"],
+            "{sample:?}"
+        );
+        assert_eq!(sample.labels["repository"], h.repo, "{sample:?}");
+    }
 }
 
 #[test]
@@ -391,10 +421,35 @@ fn drill_into_a_target_holds_snapshots_to_a_maximum_age() {
     let failed = metric(
         &s,
         "vault_errors",
-        &[("operation", "drill"), ("tags", "db"), ("host", "")],
+        &[
+            ("operation", "drill_run"),
+            ("tags", "db"),
+            ("host", ""),
+            ("repository", h.join("nowhere").to_str().unwrap()),
+        ],
     );
     assert_eq!(failed.map(|f| f.value), Some(1.0), "{s:?}");
-    // The next drill of that selection that passes clears it.
+    // The run as a whole failed too (too old), for this repository; the next
+    // drill of that selection that passes clears it.
+    let run = [
+        ("operation", "drill_run"),
+        ("tags", "db"),
+        ("host", ""),
+        ("repository", h.repo.as_str()),
+    ];
+    let out = h.run(&[
+        "drill",
+        "--tag",
+        "db",
+        "--max-age",
+        "26h",
+        "--verify-only",
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let s = parse(&std::fs::read_to_string(&metrics).unwrap());
+    assert_eq!(metric(&s, "vault_errors", &run).map(|f| f.value), Some(1.0));
     let out = h.run(&[
         "drill",
         "--tag",
@@ -405,11 +460,7 @@ fn drill_into_a_target_holds_snapshots_to_a_maximum_age() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let s = parse(&std::fs::read_to_string(&metrics).unwrap());
-    let selection = [("operation", "drill"), ("tags", "db"), ("host", "")];
-    assert_eq!(
-        metric(&s, "vault_errors", &selection).map(|f| f.value),
-        Some(0.0)
-    );
+    assert_eq!(metric(&s, "vault_errors", &run).map(|f| f.value), Some(0.0));
 }
 
 #[test]
@@ -450,4 +501,34 @@ fn forget_by_id_removes_only_that_snapshot_even_with_a_config_in_the_environment
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(h.snapshots().len(), 1);
+}
+
+#[test]
+fn a_profile_naming_the_default_repository_shares_its_forget_pass() {
+    let h = repo(None);
+    for i in 0..3 {
+        h.snapshot_stdin("db.sql", &text_like(10_000, 10 + i), &["--tag", "db"]);
+    }
+    let cfg = h.join("vault.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[profiles.db]\nrepository = \"{}\"\ntags = [\"db\"]\n[profiles.db.retention]\nkeep-last = 3\n",
+            h.repo
+        ),
+    )
+    .unwrap();
+    // The profile keeps all three; the command line alone would keep one.
+    // One pass over the repository: what any rule keeps stays.
+    let out = h.run(&[
+        "forget",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--keep-last",
+        "1",
+        "--tag",
+        "db",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(h.snapshots().len(), 3);
 }

@@ -180,9 +180,9 @@ pub fn run(ctx: &Context<'_>, args: &DrillArgs) -> Result<Outcome, CliError> {
     // the next drill that passes clears it.
     if let Some(path) = &ctx.global.metrics_file {
         let host = args.filter.hosts.first().cloned().unwrap_or_default();
-        let labels = crate::metrics::labels("drill", &host, &args.filter.tags);
+        let repository = ctx.global.repo.as_deref().unwrap_or_default();
+        let labels = crate::metrics::labels("drill_run", repository, &host, &args.filter.tags);
         let seconds = started.elapsed().as_secs_f64();
-        // Per-group values stay the groups' own when the labels coincide.
         let values: &[(&str, f64)] = if recorded { &[] } else { &DRILL_VALUES };
         if let Err(m) = crate::metrics::record(path, &labels, seconds, result.is_ok(), values) {
             crate::output::notice(ctx.global.json, "warning", &m.message);
@@ -269,7 +269,8 @@ fn drill(ctx: &Context<'_>, args: &DrillArgs, recorded: &mut bool) -> Result<Out
     for f in &findings {
         if let Some(path) = &ctx.global.metrics_file {
             *recorded = true;
-            let labels = crate::metrics::labels("drill", &f.group.0, &f.group.1);
+            let repository = ctx.global.repo.as_deref().unwrap_or_default();
+            let labels = crate::metrics::labels("drill", repository, &f.group.0, &f.group.1);
             let m = crate::metrics::record(
                 path,
                 &labels,

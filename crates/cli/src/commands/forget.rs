@@ -48,7 +48,14 @@ struct Rule {
     tags: Vec<String>,
 }
 
-fn rules(args: &ForgetArgs, filter: &SnapshotFilter) -> Result<Vec<Rule>, CliError> {
+/// The rules of the command line and the config file; `default_repo` is
+/// `--repo`'s, so a profile naming that same repository joins its pass (a
+/// snapshot any rule keeps is kept).
+fn rules(
+    args: &ForgetArgs,
+    filter: &SnapshotFilter,
+    default_repo: Option<&str>,
+) -> Result<Vec<Rule>, CliError> {
     let mut rules = Vec::new();
     match (&args.config, &args.profile) {
         (None, Some(_)) => {
@@ -86,7 +93,10 @@ fn rules(args: &ForgetArgs, filter: &SnapshotFilter) -> Result<Vec<Rule>, CliErr
                     name: name.clone(),
                     policy: r.clone(),
                     selection: f,
-                    repository: p.repository.clone(),
+                    repository: p
+                        .repository
+                        .clone()
+                        .filter(|r| Some(r.as_str()) != default_repo),
                     host: p.host.clone().unwrap_or_else(crate::context::hostname),
                     tags: p.tags.clone(),
                 });
@@ -122,7 +132,7 @@ fn rules(args: &ForgetArgs, filter: &SnapshotFilter) -> Result<Vec<Rule>, CliErr
 pub fn run(ctx: &Context<'_>, args: &ForgetArgs) -> Result<Outcome, CliError> {
     GroupBy::parse(&args.group_by)?;
     let filter = SnapshotFilter::from(&args.filter);
-    let rules = rules(args, &filter)?;
+    let rules = rules(args, &filter, ctx.global.repo.as_deref())?;
     if rules.is_empty() && args.snapshots.is_empty() {
         return Err(CliError::usage(
             "refusing to forget: no policy (--keep-*), no --config profile with a retention and no snapshot ids were given, \
@@ -177,7 +187,8 @@ fn record(
     };
     let seconds = started.elapsed().as_secs_f64();
     for rule in rules {
-        let labels = crate::metrics::labels("forget", &rule.host, &rule.tags);
+        let repository = ctx.global.repo.as_deref().unwrap_or_default();
+        let labels = crate::metrics::labels("forget", repository, &rule.host, &rule.tags);
         let removed = match result {
             Ok(r) => r
                 .iter()

@@ -17,17 +17,15 @@ pub fn snapshot_seconds(time: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The group labels of a snapshot: repository, host and tags (no operation).
+/// The labels of a group's state (operation `metrics`).
 fn group(repository: &str, host: &str, tags: &[String]) -> Labels {
-    let mut l = labels("", host, tags);
-    l.remove("operation");
-    l.insert("repository".into(), repository.into());
-    l
+    labels("metrics", repository, host, tags)
 }
 
 pub fn run(ctx: &Context<'_>) -> Result<Outcome, CliError> {
     let repo = ctx.open()?;
-    let location = repo.backend().location();
+    // As given, like every other command's series of this repository.
+    let location = ctx.global.repo.clone().unwrap_or_default();
     let (snaps, damaged) = repo.list_snapshots_checked()?;
     // Per group: count, latest time, latest logical size.
     let mut groups: BTreeMap<Labels, (u64, f64, u64)> = BTreeMap::new();
@@ -49,8 +47,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outcome, CliError> {
         out.push(sample("vault_latest_snapshot_bytes", l, *size as f64));
     }
     let packs = repo.backend().list(FileType::Pack)?;
-    let mut none = Labels::new();
-    none.insert("repository".into(), location.clone());
+    let none = group(&location, "", &[]);
     out.push(sample("vault_repository_packs", &none, packs.len() as f64));
     out.push(sample(
         "vault_repository_stored_bytes",
@@ -62,15 +59,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outcome, CliError> {
         &none,
         repo.index().len()? as f64,
     ));
-    out.push(sample(
-        "vault_errors",
-        &{
-            let mut l = labels("metrics", "", &[]);
-            l.insert("repository".into(), location.clone());
-            l
-        },
-        damaged.len() as f64,
-    ));
+    out.push(sample("vault_errors", &none, damaged.len() as f64));
     if let Some(path) = &ctx.global.metrics_file {
         // This command owns every group series of these names for this
         // repository: groups that no longer exist go; other repositories'

@@ -73,7 +73,9 @@ pub(crate) fn record_run(
     always: &[(&str, f64)],
 ) {
     if let Some(path) = &ctx.global.metrics_file {
-        let labels = crate::metrics::labels(operation, &crate::context::hostname(), &[]);
+        let repository = ctx.global.repo.as_deref().unwrap_or_default();
+        let labels =
+            crate::metrics::labels(operation, repository, &crate::context::hostname(), &[]);
         let seconds = started.elapsed().as_secs_f64();
         if let Err(e) = crate::metrics::record_run(path, &labels, seconds, ok, values, always) {
             crate::output::notice(ctx.global.json, "warning", &e.message);

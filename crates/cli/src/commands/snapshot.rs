@@ -176,7 +176,12 @@ fn run_job(ctx: &Context<'_>, args: &SnapshotArgs, job: &Job) -> Result<Outcome,
     let host = job.host.clone().unwrap_or_else(hostname);
     let result = backup(ctx, args, job, &host);
     if let Some(path) = &ctx.global.metrics_file {
-        let labels = crate::metrics::labels("snapshot", &host, &job.tags);
+        let repository = job
+            .repository
+            .as_deref()
+            .or(ctx.global.repo.as_deref())
+            .unwrap_or_default();
+        let labels = crate::metrics::labels("snapshot", repository, &host, &job.tags);
         let seconds = started.elapsed().as_secs_f64();
         let m = match &result {
             Ok((_, s)) => crate::metrics::record(

@@ -37,7 +37,12 @@ impl Repository {
         if prune_running {
             return Ok(0);
         }
-        let pending: HashSet<PackId> = self.pending_packs()?.into_iter().collect();
+        // Without knowing every pending deletion, adopt nothing (the backup
+        // then simply stores what it needs).
+        let Ok(pending) = self.pending_packs() else {
+            return Ok(0);
+        };
+        let pending: HashSet<PackId> = pending.into_iter().collect();
         let known: HashSet<PackId> = self
             .index()
             .pack_usage()?

@@ -259,21 +259,27 @@ impl SqliteIndex {
             let mut pack_stmt = tx
                 .prepare_cached("INSERT INTO packs(id) VALUES (?1) ON CONFLICT(id) DO UPDATE SET id = id RETURNING pid")
                 .map_err(db_err(&self.path))?;
-            // One entry per blob id; a whole copy wins over a delta copy, so
-            // a blob chosen as a base is always read whole (depth 1).
+            // One entry per blob id (the first copy seen); other copies go
+            // to `dups`, except that a whole copy takes the place of a delta
+            // copy, so a blob chosen as a base is always read whole (depth 1).
             let mut blob_stmt = tx
                 .prepare_cached(
                     "INSERT INTO blobs(id, kind, pid, offset, length, raw_length, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, pid = excluded.pid, offset = excluded.offset,
-                         length = excluded.length, raw_length = excluded.raw_length, base = NULL
-                     WHERE blobs.base IS NOT NULL AND excluded.base IS NULL",
+                     ON CONFLICT(id) DO NOTHING",
+                )
+                .map_err(db_err(&self.path))?;
+            let mut replace_stmt = tx
+                .prepare_cached(
+                    "UPDATE blobs SET kind = ?2, pid = ?3, offset = ?4, length = ?5, raw_length = ?6, base = NULL WHERE id = ?1",
                 )
                 .map_err(db_err(&self.path))?;
             let mut sketch_stmt = tx
                 .prepare_cached("INSERT OR IGNORE INTO sketches(sf, id) VALUES (?1, ?2)")
                 .map_err(db_err(&self.path))?;
             let mut owner_stmt = tx
-                .prepare_cached("SELECT pid FROM blobs WHERE id = ?1")
+                .prepare_cached(
+                    "SELECT pid, kind, offset, length, raw_length, base FROM blobs WHERE id = ?1",
+                )
                 .map_err(db_err(&self.path))?;
             let mut dup_stmt = tx
                 .prepare_cached(
@@ -297,26 +303,59 @@ impl SqliteIndex {
                         e.raw_length,
                         e.base.as_ref().map(|b| &b.0[..])
                     ];
-                    if blob_stmt.execute(row).map_err(db_err(&self.path))? == 0 {
-                        // Another pack holds this blob already: a second copy,
-                        // unless it is the same pack listed again.
-                        let owner: i64 = owner_stmt
-                            .query_row(params![&e.id.0[..]], |r| r.get(0))
-                            .map_err(db_err(&self.path))?;
-                        if owner != pid {
-                            dup_stmt
-                                .execute(params![
-                                    pid,
-                                    &e.id.0[..],
-                                    e.kind.to_u8(),
-                                    e.offset,
-                                    e.length,
-                                    e.raw_length,
-                                    e.base.as_ref().map(|b| &b.0[..])
-                                ])
-                                .map_err(db_err(&self.path))?;
-                        }
+                    if blob_stmt.execute(row).map_err(db_err(&self.path))? > 0 {
+                        continue;
                     }
+                    // Another copy is indexed already (unless it is this
+                    // same pack, listed again).
+                    type Row = (i64, u8, u32, u32, u32, Option<Vec<u8>>);
+                    let owner: Row = owner_stmt
+                        .query_row(params![&e.id.0[..]], |r| {
+                            Ok((
+                                r.get(0)?,
+                                r.get(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                                r.get(5)?,
+                            ))
+                        })
+                        .map_err(db_err(&self.path))?;
+                    if owner.0 == pid {
+                        continue;
+                    }
+                    let (dup_pid, dup) = if owner.5.is_some() && e.base.is_none() {
+                        // This whole copy becomes the location; the delta
+                        // copy is the second one.
+                        replace_stmt
+                            .execute(params![
+                                &e.id.0[..],
+                                e.kind.to_u8(),
+                                pid,
+                                e.offset,
+                                e.length,
+                                e.raw_length
+                            ])
+                            .map_err(db_err(&self.path))?;
+                        (owner.0, (owner.1, owner.2, owner.3, owner.4, owner.5))
+                    } else {
+                        let base = e.base.map(|b| b.0.to_vec());
+                        (
+                            pid,
+                            (e.kind.to_u8(), e.offset, e.length, e.raw_length, base),
+                        )
+                    };
+                    dup_stmt
+                        .execute(params![
+                            dup_pid,
+                            &e.id.0[..],
+                            dup.0,
+                            dup.1,
+                            dup.2,
+                            dup.3,
+                            dup.4
+                        ])
+                        .map_err(db_err(&self.path))?;
                 }
             }
             for (id, sketch) in &file.sketches {
@@ -647,6 +686,7 @@ impl SqliteIndex {
 mod tests {
     use super::*;
     use crate::pack::PackEntry;
+    use std::collections::HashMap;
 
     fn file(n: u8) -> IndexFile {
         IndexFile {
@@ -667,6 +707,70 @@ mod tests {
             sketches: vec![],
             writer: None,
         }
+    }
+
+    #[test]
+    fn second_copies_count_as_unused_space_and_whole_copies_win() {
+        let idx = SqliteIndex::open(None).unwrap();
+        let entry = |id: u8, offset: u32, base: Option<u8>| PackEntry {
+            kind: BlobType::Data,
+            id: BlobId([id; 32]),
+            offset,
+            length: 100,
+            raw_length: 200,
+            base: base.map(|b| BlobId([b; 32])),
+        };
+        let (a, b) = (PackId([0xa; 32]), PackId([0xb; 32]));
+        // Pack A: x as a delta of y, and y. Pack B (a racing writer): x whole, y, z.
+        let one = IndexFile {
+            packs: vec![(a, vec![entry(1, 0, Some(2)), entry(2, 100, None)])],
+            ..Default::default()
+        };
+        let two = IndexFile {
+            packs: vec![(
+                b,
+                vec![entry(1, 0, None), entry(2, 100, None), entry(3, 200, None)],
+            )],
+            ..Default::default()
+        };
+        idx.ingest(&IndexId([1; 32]), &one).unwrap();
+        idx.ingest(&IndexId([2; 32]), &two).unwrap();
+        // The same pack listed again (an adopted pack) adds nothing.
+        idx.ingest(&IndexId([3; 32]), &two).unwrap();
+        let x = idx.get(&BlobId([1; 32])).unwrap().unwrap();
+        assert_eq!((x.pack, x.base), (b, None), "the whole copy is read");
+        let y = idx.get(&BlobId([2; 32])).unwrap().unwrap();
+        assert_eq!(y.pack, a, "otherwise the first copy stays");
+        assert_eq!(idx.len().unwrap(), 3);
+        idx.mark_used(&[BlobId([1; 32]), BlobId([2; 32]), BlobId([3; 32])])
+            .unwrap();
+        let usage: HashMap<PackId, (u64, u64, u64)> = idx
+            .pack_usage()
+            .unwrap()
+            .into_iter()
+            .map(|(p, t, u, n)| (p, (t, u, n)))
+            .collect();
+        // A: its delta copy of x is a second copy, unused; y is used here.
+        assert_eq!(usage[&a], (200, 100, 2));
+        // B: x and z used here; its y is a second copy.
+        assert_eq!(usage[&b], (300, 200, 3));
+        // Index objects written from the cache list every copy a pack holds.
+        let listed: Vec<u8> = idx
+            .pack_entries(&a, false)
+            .unwrap()
+            .iter()
+            .map(|e| e.id.0[0])
+            .collect();
+        assert_eq!(listed, vec![1, 2]);
+        assert_eq!(idx.pack_entries(&b, false).unwrap().len(), 3);
+        // A repack copies only what this pack is the location of.
+        let copied: Vec<u8> = idx
+            .pack_entries(&a, true)
+            .unwrap()
+            .iter()
+            .map(|e| e.id.0[0])
+            .collect();
+        assert_eq!(copied, vec![2]);
     }
 
     #[test]
