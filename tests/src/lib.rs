@@ -513,6 +513,43 @@ pub mod library {
         repo.snapshot(src, &opts, &NoProgress).unwrap().id
     }
 
+    /// The stream `db.sql` holding `data`, which at its first read (when the
+    /// backup has taken its lease and read the index) signals `ready` and
+    /// waits for `go`: a backup held at that point while others run.
+    pub fn gated_stream(
+        data: Vec<u8>,
+    ) -> (
+        Source<'static>,
+        std::sync::mpsc::Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        struct Gate {
+            data: std::io::Cursor<Vec<u8>>,
+            ready: Option<std::sync::mpsc::Sender<()>>,
+            go: std::sync::mpsc::Receiver<()>,
+        }
+        impl std::io::Read for Gate {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if let Some(r) = self.ready.take() {
+                    let _ = r.send(());
+                    let _ = self.go.recv();
+                }
+                self.data.read(buf)
+            }
+        }
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        let src = Source::Stream {
+            name: "db.sql".into(),
+            reader: Box::new(Gate {
+                data: std::io::Cursor::new(data),
+                ready: Some(ready_tx),
+                go: go_rx,
+            }),
+        };
+        (src, ready_rx, go_tx)
+    }
+
     /// The stream `db.sql` of a snapshot.
     pub fn dump(repo: &Repository, id: &SnapshotId) -> Vec<u8> {
         let s = repo.load_snapshot(id).unwrap();

@@ -400,10 +400,10 @@ fn swapped_and_duplicated_packs() {
         packs[packs.len() - 2].clone(),
     );
     // A duplicate under another name is unreferenced data: information, not damage.
-    let dup = a.with_file_name(format!(
-        "{}0",
-        &a.file_name().unwrap().to_string_lossy()[..63]
-    ));
+    let name = a.file_name().unwrap().to_string_lossy().into_owned();
+    let last = if name.ends_with('0') { '1' } else { '0' };
+    let dup = a.with_file_name(format!("{}{last}", &name[..63]));
+    assert_ne!(dup, a);
     std::fs::copy(&a, &dup).unwrap();
     let r = f.check(ReadData::All);
     assert!(r.is_ok(), "{:?}", r.problems);

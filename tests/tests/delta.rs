@@ -312,3 +312,64 @@ fn deltas_survive_repack_copy_and_repair_byte_exact_and_one_deep() {
     assert!(dump(&repo, &d2, "db.sql") == day2);
     assert!(repo.check(ReadData::All, &NoProgress).unwrap().is_ok());
 }
+
+#[test]
+fn a_second_copy_whose_base_is_gone_does_not_condemn_the_copy_in_use() {
+    use vault_tests::library::gated_stream;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = init(dir.path(), true);
+    let day1 = text_like(2 << 20, 31);
+    let day2 = mutate_lines(&day1, 2, 32);
+    let mut day2_more = day2.clone();
+    day2_more.extend_from_slice(&vault_tests::random_like(2 << 20, 33));
+    // W1 reads the index before day 1 exists, W2 after; both are held, then
+    // W1 stores day 2 whole and W2 (not seeing W1's index) as deltas of
+    // day 1, beside data only it has: day 2's chunks twice, in two forms.
+    let (w1, w2) = (open(dir.path()), open(dir.path()));
+    let opts = |day: u32| BackupOptions {
+        time: format!("2026-11-{day:02}T03:00:00Z"),
+        ..Default::default()
+    };
+    let (src1, ready1, go1) = gated_stream(day2.clone());
+    let (src2, ready2, go2) = gated_stream(day2_more.clone());
+    let (s1, s2) = std::thread::scope(|s| {
+        let t1 = s.spawn(|| w1.snapshot(src1, &opts(2), &NoProgress).unwrap());
+        ready1.recv().unwrap();
+        let (d1, _) = backup(&repo, "db.sql", &day1, 1);
+        let t2 = s.spawn(|| w2.snapshot(src2, &opts(3), &NoProgress).unwrap());
+        ready2.recv().unwrap();
+        go1.send(()).unwrap();
+        let s1 = t1.join().unwrap();
+        go2.send(()).unwrap();
+        let s2 = t2.join().unwrap();
+        repo.remove_snapshots(&[d1]).unwrap();
+        (s1, s2)
+    });
+    assert_eq!(s1.snapshot.summary.blobs_delta, 0);
+    assert!(
+        s2.snapshot.summary.blobs_delta > 0,
+        "{:?}",
+        s2.snapshot.summary
+    );
+    // Day 1 goes: the indexed copies of day 2's chunks are whole, so its
+    // bases are not kept, and nothing is repacked: W2's packs keep their
+    // delta copies, whose base is gone.
+    repo.prune(
+        &vault_core::prune::PruneOptions {
+            max_unused: 1.0,
+            ..Default::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    let repo = open(dir.path());
+    let report = repo.check(ReadData::All, &NoProgress).unwrap();
+    assert!(report.is_ok(), "{:#?}", report.problems);
+    assert!(
+        report.info.iter().any(|i| i.contains("cannot be rebuilt")),
+        "the dead copies are reported as information: {:?}",
+        report.info
+    );
+    assert!(dump(&repo, &s1.id, "db.sql") == day2);
+    assert!(dump(&repo, &s2.id, "db.sql") == day2_more);
+}

@@ -436,41 +436,18 @@ fn prune_reclaims_what_racing_writers_stored_twice() {
     // Writer B reads the index, then waits; writer A stores D meanwhile; B
     // goes on with D (which it believes new) followed by E: D twice.
     let (a, b) = (open(mem.clone()), open(mem.clone()));
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
-    struct Gate {
-        data: std::io::Cursor<Vec<u8>>,
-        ready: Option<std::sync::mpsc::Sender<()>>,
-        go: std::sync::mpsc::Receiver<()>,
-    }
-    impl std::io::Read for Gate {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            if let Some(r) = self.ready.take() {
-                r.send(()).unwrap();
-                self.go.recv().unwrap();
-            }
-            self.data.read(buf)
-        }
-    }
+    let (src, ready, go) = vault_tests::library::gated_stream(de.clone());
     let b_done = std::thread::scope(|s| {
         let writer = s.spawn(|| {
-            let src = vault_core::Source::Stream {
-                name: "db.sql".into(),
-                reader: Box::new(Gate {
-                    data: std::io::Cursor::new(de.clone()),
-                    ready: Some(ready_tx),
-                    go: go_rx,
-                }),
-            };
             let opts = vault_core::BackupOptions {
                 time: "2026-11-02T03:00:00Z".into(),
                 ..Default::default()
             };
             b.snapshot(src, &opts, &NoProgress).unwrap()
         });
-        ready_rx.recv().unwrap();
+        ready.recv().unwrap();
         backup(&a, 1, &d);
-        go_tx.send(()).unwrap();
+        go.send(()).unwrap();
         writer.join().unwrap()
     });
     assert!(

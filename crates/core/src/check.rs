@@ -129,7 +129,8 @@ struct TreeWalk<'a> {
 /// Packs and blobs found damaged.
 pub(crate) struct Bad<'a> {
     pub packs: &'a HashSet<PackId>,
-    pub blobs: &'a HashSet<BlobId>,
+    /// Copies that cannot be rebuilt, by pack: another copy may be sound.
+    pub blobs: &'a HashSet<(PackId, BlobId)>,
 }
 
 impl Repository {
@@ -187,8 +188,11 @@ impl Repository {
                     report.info.push(format!("pack {name} is not referenced by any index (left by an interrupted backup or awaiting deletion; a backup reuses it or prune removes it)"));
                     outside.insert(pack, entries);
                 }
+                Err(e @ crate::Error::Store(_)) => report.info.push(format!(
+                    "pack {name} is not referenced by any index and could not be read now ({e}); run check again"
+                )),
                 Err(e) => report.info.push(format!(
-                    "pack {name} is not referenced by any index and cannot be read ({e}); prune removes it"
+                    "pack {name} is not referenced by any index and is damaged ({e}); prune removes it"
                 )),
             }
         }
@@ -225,7 +229,7 @@ impl Repository {
         // Files whose chunks lie in these packs, or are deltas that cannot be
         // rebuilt, are reported as affected.
         let mut bad_packs: HashSet<PackId> = HashSet::new();
-        let mut bad_blobs: HashSet<BlobId> = HashSet::new();
+        let mut bad_blobs: HashSet<(PackId, BlobId)> = HashSet::new();
         for (pack, (p, bad_deltas, read, bytes)) in pack_findings {
             if p.is_some() {
                 bad_packs.insert(pack);
@@ -240,8 +244,13 @@ impl Repository {
                 p => report.problems.extend(p),
             }
             for (id, problem) in bad_deltas {
-                bad_blobs.insert(id);
-                if outside.contains_key(&pack) {
+                bad_blobs.insert((pack, id));
+                // Damage of a copy readers do not use (outside the index,
+                // or a second copy whose indexed location is another pack)
+                // matters only through the files the tree walk names.
+                let unused_copy = outside.contains_key(&pack)
+                    || self.index().get(&id)?.is_some_and(|l| l.pack != pack);
+                if unused_copy {
                     report
                         .info
                         .push(format!("{}: {}", problem.object, problem.message));
@@ -423,7 +432,7 @@ impl Repository {
             Ok(l)
                 if l.kind == BlobType::Data
                     && !bad.packs.contains(&l.pack)
-                    && !bad.blobs.contains(id) =>
+                    && !bad.blobs.contains(&(l.pack, *id)) =>
             {
                 Some(l)
             }

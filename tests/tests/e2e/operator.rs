@@ -334,6 +334,8 @@ fn forget_prune_and_check_record_their_runs() {
             "snapshot"
         ]
     );
+    // `vault metrics` replaced only its own series: forget's count stays.
+    assert_eq!(metric(&s, "vault_snapshots", &forgot).unwrap().value, 2.0);
     for sample in &s {
         let names: Vec<&str> = sample.labels.keys().map(String::as_str).collect();
         assert_eq!(

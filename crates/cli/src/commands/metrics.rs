@@ -70,7 +70,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outcome, CliError> {
             "vault_latest_snapshot_bytes",
         ];
         crate::metrics::write_file(path, &out, |o| {
-            owned.contains(&o.name.as_str()) && o.labels.get("repository") == Some(&location)
+            owned.contains(&o.name.as_str())
+                && o.labels.get("operation").map(String::as_str) == Some("metrics")
+                && o.labels.get("repository") == Some(&location)
         })?;
     }
     if ctx.global.json {

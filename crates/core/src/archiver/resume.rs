@@ -31,8 +31,12 @@ impl Repository {
     /// docs); returns how many. Best effort: a pack whose header cannot be
     /// read is left for prune.
     pub(crate) fn adopt_orphans(&self, lease: &Held<'_>) -> Result<u64> {
-        let prune_running = self.locks()?.iter().any(|(name, info)| {
-            name.starts_with("prune") && info.as_ref().map_or(true, |i| !i.is_stale())
+        // A prune may be running, or it cannot be told: adopt nothing (the
+        // backup then simply stores what it needs).
+        let prune_running = self.locks().map_or(true, |locks| {
+            locks.iter().any(|(name, info)| {
+                name.starts_with("prune") && info.as_ref().map_or(true, |i| !i.is_stale())
+            })
         });
         if prune_running {
             return Ok(0);
