@@ -190,12 +190,7 @@ impl Repository {
         // Mark. Blobs the index lacks are found in packs outside it (awaiting
         // deletion, or left by an interrupted prune or backup): see
         // `Repository::lookup`.
-        let known: HashSet<PackId> = repo
-            .index()
-            .pack_usage()?
-            .into_iter()
-            .map(|u| u.0)
-            .collect();
+        let known: HashSet<PackId> = repo.index().pack_ids()?;
         repo.index().clear_marks()?;
         for (_, s) in &snaps {
             repo.mark_tree(&s.tree)?;

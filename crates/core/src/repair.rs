@@ -148,9 +148,8 @@ impl Repository {
             .collect();
         let gone: HashSet<PackId> = self
             .index()
-            .pack_usage()?
+            .pack_ids()?
             .into_iter()
-            .map(|u| u.0)
             .filter(|p| !stored.contains(&p.to_hex()))
             .collect();
         let gone = &gone;

@@ -634,15 +634,7 @@ impl Repository {
         if let Some(m) = self.outside_index.get() {
             return Ok(m);
         }
-        let known: HashSet<crate::id::PackId> =
-            self.index.pack_usage()?.into_iter().map(|p| p.0).collect();
-        let outside: Vec<(crate::id::PackId, u64)> = self
-            .backend
-            .list(FileType::Pack)?
-            .into_iter()
-            .filter_map(|(n, size)| crate::id::PackId::from_hex(&n).map(|p| (p, size)))
-            .filter(|(p, _)| !known.contains(p))
-            .collect();
+        let outside = self.unindexed_packs()?;
         let headers: Vec<(crate::id::PackId, Vec<crate::pack::PackEntry>)> = outside
             .par_iter()
             .map(|(pack, size)| match self.pack_header(pack, *size) {
@@ -675,6 +667,20 @@ impl Repository {
             }
         }
         Ok(self.outside_index.get_or_init(|| map))
+    }
+
+    /// The stored packs (with their sizes) that no index object in the cache
+    /// names: what interrupted backups and prunes left, and what prunes
+    /// dropped for a later deletion.
+    pub(crate) fn unindexed_packs(&self) -> Result<Vec<(crate::id::PackId, u64)>> {
+        let known = self.index.pack_ids()?;
+        Ok(self
+            .backend
+            .list(FileType::Pack)?
+            .into_iter()
+            .filter_map(|(n, size)| crate::id::PackId::from_hex(&n).map(|p| (p, size)))
+            .filter(|(p, _)| !known.contains(p))
+            .collect())
     }
 
     /// Where a blob is stored.

@@ -15,7 +15,6 @@
 use std::collections::HashSet;
 
 use rayon::prelude::*;
-use vault_store::FileType;
 
 use crate::error::Result;
 use crate::id::PackId;
@@ -47,18 +46,10 @@ impl Repository {
             return Ok(0);
         };
         let pending: HashSet<PackId> = pending.into_iter().collect();
-        let known: HashSet<PackId> = self
-            .index()
-            .pack_usage()?
-            .into_iter()
-            .map(|u| u.0)
-            .collect();
         let orphans: Vec<(PackId, u64)> = self
-            .backend()
-            .list(FileType::Pack)?
+            .unindexed_packs()?
             .into_iter()
-            .filter_map(|(n, size)| PackId::from_hex(&n).map(|p| (p, size)))
-            .filter(|(p, _)| !known.contains(p) && !pending.contains(p))
+            .filter(|(p, _)| !pending.contains(p))
             .collect();
         if orphans.is_empty() {
             return Ok(0);

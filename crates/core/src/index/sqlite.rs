@@ -225,21 +225,21 @@ impl SqliteIndex {
 
     /// Index objects already ingested.
     pub fn ingested(&self) -> Result<HashSet<IndexId>> {
+        Ok(self
+            .column("SELECT id FROM ingested")?
+            .iter()
+            .filter_map(|b| IndexId::from_slice(b))
+            .collect())
+    }
+
+    /// The one blob column of every row `sql` selects.
+    fn column(&self, sql: &str) -> Result<Vec<Vec<u8>>> {
         let conn = self.lock();
-        let mut stmt = conn
-            .prepare("SELECT id FROM ingested")
-            .map_err(db_err(&self.path))?;
+        let mut stmt = conn.prepare_cached(sql).map_err(db_err(&self.path))?;
         let rows = stmt
             .query_map([], |r| r.get::<_, Vec<u8>>(0))
             .map_err(db_err(&self.path))?;
-        let mut out = HashSet::new();
-        for r in rows {
-            let b = r.map_err(db_err(&self.path))?;
-            if let Some(id) = IndexId::from_slice(&b) {
-                out.insert(id);
-            }
-        }
-        Ok(out)
+        rows.map(|r| r.map_err(db_err(&self.path))).collect()
     }
 
     /// Forgets everything.
@@ -584,6 +584,15 @@ impl SqliteIndex {
                 .map(|b| BlobId::from_slice(&b).unwrap_or(BlobId([0; 32])))
         })
         .collect()
+    }
+
+    /// Every pack the cache knows (without aggregating their blobs, unlike
+    /// [`SqliteIndex::pack_usage`]).
+    pub fn pack_ids(&self) -> Result<HashSet<PackId>> {
+        self.column("SELECT id FROM packs")?
+            .iter()
+            .map(|b| PackId::from_slice(b).ok_or_else(|| Error::cache(&self.path, "bad pack id")))
+            .collect()
     }
 
     /// Per pack: (pack, sealed bytes of all its blobs, of the used ones,
